@@ -1,0 +1,40 @@
+package model
+
+// Tensor is a named, shaped view of float32 data, row-major. It is how
+// weights cross package boundaries (shard files, checkpoints).
+type Tensor struct {
+	Name  string
+	Shape []int
+	Data  []float32
+}
+
+// Block holds the weights of one transformer block. Matrices are row-major
+// [out][in]: y[i] = Σ_j W[i*in+j]·x[j].
+type Block struct {
+	AttNorm []float32 // [dim]
+	Wq      []float32 // [dim][dim]
+	Wk      []float32 // [kv_dim][dim]
+	Wv      []float32 // [kv_dim][dim]
+	Wo      []float32 // [dim][dim]
+	FFNNorm []float32 // [dim]
+	W1      []float32 // [hidden][dim]
+	W2      []float32 // [dim][hidden]
+	W3      []float32 // [hidden][dim]
+}
+
+// Head holds everything outside the blocks: the token embedding, the final
+// norm and the classifier.
+type Head struct {
+	Embedding  []float32 // [vocab][dim]
+	FinalNorm  []float32 // [dim]
+	Classifier []float32 // [vocab][dim]; nil when Config.SharedClassifier
+}
+
+// Model is a transformer, whole or in part: Blocks[i] is nil for a block
+// this process does not hold, and Head may be nil on a peer that only
+// serves blocks.
+type Model struct {
+	Config Config
+	Head   *Head
+	Blocks []*Block // len == Config.NLayers
+}
