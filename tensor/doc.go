@@ -1,0 +1,38 @@
+// Package tensor holds the float32 kernels of the transformer forward pass:
+// matrix–vector product, dot product, RMSNorm, softmax, SiLU gating,
+// residual add and rotary position embedding (RoPE).
+//
+// The package is pure: no I/O, no clock, no randomness. Its only state is a
+// lazily started pool of worker goroutines that MatVec uses for large
+// matrices; the workers are parked on a channel when idle and are shared by
+// every caller in the process.
+//
+// # Shapes
+//
+// Matrices are dense, row-major []float32: element (i, j) of a rows×cols
+// matrix w is w[i*cols+j]. Vectors are []float32 of the documented length.
+// Slices may be longer than needed only where a function says so; otherwise
+// lengths must match exactly.
+//
+// A shape mismatch is a programmer bug, never a consequence of remote input
+// (callers validate remote data before it reaches a kernel), so kernels
+// panic on it rather than return an error.
+//
+// # Aliasing
+//
+// Unless a function documents otherwise, an output slice must not overlap an
+// input slice. RMSNorm, Softmax, SiLUMul, Add and RoPE explicitly allow (or
+// are defined as) in-place operation; MatVec's out must not overlap w or x.
+//
+// # Numerics
+//
+// Kernels follow llama2.c's run.c: float32 arithmetic, exp/sqrt/cos/sin
+// evaluated in float64 and rounded to float32 (which agrees with C's expf,
+// sqrtf, cosf, sinf to the last bit in nearly every case), RMSNorm as
+// 1/sqrt(mean(x²)+eps), softmax with the maximum subtracted and a sequential
+// sum. Dot products use a fixed summation order (eight interleaved partial
+// sums, a fixed reduction tree, then the tail), so results are
+// deterministic: the same inputs give the same bits on every machine and at
+// every degree of parallelism. They differ from a naive sequential sum by
+// normal float32 rounding (about 1e-7 relative).
+package tensor

@@ -1,0 +1,100 @@
+package tensor
+
+import (
+	"runtime"
+	"sync"
+)
+
+// ParallelThreshold is the matrix size (rows*cols weights) from which MatVec
+// splits rows across the worker pool. Below it, handing work to other
+// goroutines costs more than it saves (see BenchmarkMatVec); a 64×64 or
+// 172×64 matrix always stays on the calling goroutine.
+const ParallelThreshold = 1 << 17
+
+// job is one MatVec split across the pool. Jobs are recycled through the
+// freeJobs list so a parallel MatVec does not allocate (a sync.Pool would
+// drop them at each GC).
+type job struct {
+	out, w, x []float32
+	cols      int
+	chunk     int // rows per part
+	wg        sync.WaitGroup
+}
+
+// part is a row range of a job handed to a worker.
+type part struct {
+	j      *job
+	lo, hi int
+}
+
+var (
+	poolOnce sync.Once
+	poolN    int
+	parts    chan part
+	freeJobs = make(chan *job, 64)
+)
+
+func getJob() *job {
+	select {
+	case j := <-freeJobs:
+		return j
+	default:
+		return new(job)
+	}
+}
+
+func putJob(j *job) {
+	j.out, j.w, j.x = nil, nil, nil
+	select {
+	case freeJobs <- j:
+	default:
+	}
+}
+
+// workers returns the number of goroutines a parallel MatVec uses (the
+// caller plus the pool), starting the pool on first use. The pool is sized
+// from GOMAXPROCS at that moment and lives for the rest of the process; its
+// goroutines block on a channel receive when idle.
+func workers() int {
+	poolOnce.Do(func() {
+		poolN = runtime.GOMAXPROCS(0)
+		if poolN < 2 {
+			return
+		}
+		parts = make(chan part, 4*poolN)
+		for range poolN - 1 {
+			go worker()
+		}
+	})
+	return poolN
+}
+
+func worker() {
+	for p := range parts {
+		p.j.run(p.lo, p.hi)
+		p.j.wg.Done()
+	}
+}
+
+func (j *job) run(lo, hi int) {
+	matVec(j.out[lo:hi], j.w[lo*j.cols:hi*j.cols], j.x, j.cols)
+}
+
+// parallelMatVec splits the rows into poolN ranges (multiples of 4 rows so
+// the kernel's four-row blocks stay whole), queues all but the first to the
+// pool, runs the first on the caller and waits.
+func parallelMatVec(out, w, x []float32, cols int) {
+	rows := len(out)
+	n := poolN
+	chunk := (rows + n - 1) / n
+	chunk = (chunk + 3) &^ 3
+	j := getJob()
+	j.out, j.w, j.x, j.cols, j.chunk = out, w, x, cols, chunk
+	for lo := chunk; lo < rows; lo += chunk {
+		j.wg.Add(1)
+		parts <- part{j: j, lo: lo, hi: min(lo+chunk, rows)}
+	}
+	j.run(0, min(chunk, rows))
+	j.wg.Wait()
+	putJob(j)
+}
