@@ -1,0 +1,82 @@
+package mesh
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// StreamHandler serves one inbound stream of a protocol from the peer whose
+// id is remote. The stream is closed when the handler returns.
+type StreamHandler func(rw io.ReadWriteCloser, remote string)
+
+// Handle registers h for inbound streams of proto. Protocols above the mesh
+// use it so that they need no libp2p types of their own.
+func (m *Mesh) Handle(proto string, h StreamHandler) {
+	m.h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) {
+		defer s.Close()
+		h(s, s.Conn().RemotePeer().String())
+	})
+}
+
+// Open opens a stream of proto to the peer with id peerID, dialling addrs
+// (multiaddrs, with or without the /p2p/ suffix) if there is no connection
+// yet. Malformed addresses are skipped; a malformed peer id is an error.
+func (m *Mesh) Open(ctx context.Context, peerID string, addrs []string, proto string) (io.ReadWriteCloser, error) {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: peer id %q: %w", peerID, err)
+	}
+	if id == m.h.ID() {
+		return nil, fmt.Errorf("mesh: cannot open a %s stream to this node itself", proto)
+	}
+	var known []ma.Multiaddr
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			continue
+		}
+		if tpt, last := ma.SplitLast(a); last != nil && last.Protocol().Code == ma.P_P2P {
+			a = tpt
+		}
+		if a != nil {
+			known = append(known, a)
+		}
+	}
+	if len(known) > 0 {
+		m.h.Peerstore().AddAddrs(id, known, peerstore.TempAddrTTL)
+	}
+	s, err := m.h.NewStream(ctx, id, protocol.ID(proto))
+	if err != nil {
+		return nil, fmt.Errorf("mesh: open %s to %s: %w", proto, id, err)
+	}
+	return s, nil
+}
+
+// AddrStrings returns Addrs as strings.
+func (m *Mesh) AddrStrings() []string {
+	as := m.Addrs()
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// NewEphemeralKey returns a fresh Ed25519 identity that is never stored,
+// for short-lived clients.
+func NewEphemeralKey() (crypto.PrivKey, error) {
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: generate key: %w", err)
+	}
+	return k, nil
+}
