@@ -80,3 +80,12 @@ func NewEphemeralKey() (crypto.PrivKey, error) {
 	}
 	return k, nil
 }
+
+// IDFromKey returns the peer id of an identity key.
+func IDFromKey(k crypto.PrivKey) (string, error) {
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		return "", fmt.Errorf("mesh: peer id of key: %w", err)
+	}
+	return id.String(), nil
+}
