@@ -1,0 +1,83 @@
+// Package shards is Strata's content addressing: the shard file format,
+// the model manifest, CIDs and the on-disk object store.
+//
+// # Objects and CIDs
+//
+// Every object (shard, manifest) is named by the CIDv1 of its exact bytes,
+// codec raw (0x55), multihash sha2-256 (see Sum); the string form is base32,
+// "bafkrei…". Verify, CheckCID and ParseCID reject any other kind of CID.
+//
+// # Container format
+//
+// A shard is a tensor container in the safetensors layout:
+//
+//	offset 0      u64 little-endian N, the header length
+//	offset 8      N bytes of UTF-8 JSON header
+//	offset 8+N    tensor data, raw little-endian, back to back
+//
+// The header is one JSON object. The optional key "__metadata__" maps to an
+// object of string values. Every other key is a tensor name mapping to
+//
+//	{"dtype": "F32" | "U8", "shape": [d0, d1, ...], "data_offsets": [begin, end]}
+//
+// where the offsets are relative to the start of the data section and
+// end-begin = product(shape) × 4 for F32, × 1 for U8 (product of [] is 1).
+//
+// Decode accepts any valid container and rejects, with ErrFormat: a header
+// length over MaxHeaderSize or the file; malformed JSON, duplicate keys,
+// unknown fields; dtypes other than F32 and U8; more than MaxRank
+// dimensions; sizes that overflow or disagree with the offsets; and tensor
+// data that overlaps, leaves a gap, or leaves trailing bytes.
+//
+// Encode writes the canonical form, so equal content gives equal bytes and
+// equal CIDs: "__metadata__" first (if any) with keys sorted, then tensor
+// entries sorted by name, each as {"dtype","shape","data_offsets"} in that
+// order, compact JSON, header padded with spaces to a multiple of 8 bytes;
+// data laid out in the order the tensors were given.
+//
+// # Shards
+//
+// Block shard i holds the F32 tensors of transformer block i, named as
+// model.Block.Tensors names them, with metadata
+// {"strata.kind":"block","strata.index":"<i>"}. The head shard holds the
+// token embedding, final norm and (when not shared) classifier as F32
+// tensors, plus the tokenizer as a U8 tensor "tokenizer" holding the
+// llama2.c tokenizer.bin bytes, with metadata
+// {"strata.kind":"head","strata.tokenizer":"llama2c"}. DecodeBlock and
+// DecodeHead check the metadata and that the tensors are exactly those of
+// the config (ErrShard otherwise).
+//
+// # Manifest
+//
+// A manifest is compact JSON with fields in this order:
+//
+//	{"format":"strata/manifest/1","name":"…","config":{…model.Config…},
+//	 "head":{"cid":"bafk…","size":N[,"chunks":[…]]},
+//	 "blocks":[{"cid":…,"size":…[,"chunks":[…]]}, …],
+//	 "chunk_size":1048576,"parent":"bafk…" or ""}
+//
+// A shard larger than chunk_size carries "chunks": the sha2-256 of each
+// chunk_size piece (the last one shorter), as 64 lowercase hex digits, so a
+// fetcher can verify each piece as it arrives (Manifest.VerifyChunk). A
+// shard of at most one chunk has no list; its CID verifies it. "parent" is
+// the CID of the manifest this version was trained from.
+//
+// The model id is the CID of the manifest. To give every model exactly one
+// id, DecodeManifest accepts only the canonical encoding that
+// Manifest.Encode produces (json.Marshal of the fields above, no
+// whitespace) and validates everything: format, config, one ref per layer,
+// CIDs, sizes (at most MaxObjectSize), chunk_size and chunk counts.
+//
+// # Store
+//
+// A Store keeps objects as files dir/objects/<cid>. Put writes a temp file,
+// fsyncs it and renames it into place, so a crash never leaves a partial
+// object under a CID. Get re-hashes every object it reads and returns
+// ErrCorrupt, never the bytes, on mismatch. Import and ImportModel split a
+// model into shards and store them with their manifest; Load reads back a
+// span of blocks (and optionally the head), verifying every object.
+//
+// All input from files and peers is treated as hostile: decoders are
+// bounded, validated and return errors wrapping the package's ErrX
+// sentinels; they never panic.
+package shards
