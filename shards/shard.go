@@ -1,0 +1,187 @@
+package shards
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/strata-mesh/strata/model"
+)
+
+// Shard metadata keys and values.
+const (
+	MetaKind      = "strata.kind"      // "block" or "head"
+	MetaIndex     = "strata.index"     // block index, decimal
+	MetaTokenizer = "strata.tokenizer" // tokenizer format of a head shard
+	KindBlock     = "block"
+	KindHead      = "head"
+	// TokenizerLlama2C names the llama2.c tokenizer.bin byte format.
+	TokenizerLlama2C = "llama2c"
+	// TokenizerTensor is the U8 tensor of a head shard holding the tokenizer.
+	TokenizerTensor = "tokenizer"
+)
+
+// EncodeBlock encodes block i of a model with config cfg as a shard: the
+// block's F32 tensors (model.Block.Tensors order) and metadata
+// {"strata.kind":"block","strata.index":"<i>"}. Equal blocks give equal bytes.
+func EncodeBlock(cfg model.Config, i int, b *model.Block) ([]byte, error) {
+	if err := checkIndex(cfg, i); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: block %d is nil", ErrShard, i)
+	}
+	ts, err := toF32(b.Tensors(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", i, err)
+	}
+	return Encode(map[string]string{MetaKind: KindBlock, MetaIndex: strconv.Itoa(i)}, ts)
+}
+
+// DecodeBlock decodes the shard of block i. Besides the container checks it
+// requires the block metadata for index i, F32 tensors only, and exactly
+// the tensors (names and shapes) of a block of cfg with finite values
+// (model.BlockFromTensors).
+func DecodeBlock(cfg model.Config, i int, data []byte) (*model.Block, error) {
+	if err := checkIndex(cfg, i); err != nil {
+		return nil, err
+	}
+	f, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if k := f.Metadata[MetaKind]; k != KindBlock {
+		return nil, fmt.Errorf("%w: kind %q, want %q", ErrShard, k, KindBlock)
+	}
+	if idx := f.Metadata[MetaIndex]; idx != strconv.Itoa(i) {
+		return nil, fmt.Errorf("%w: shard is block %.20q, want block %d", ErrShard, idx, i)
+	}
+	ts, err := fromF32(f.Tensors)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", i, err)
+	}
+	b, err := model.BlockFromTensors(cfg, ts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %d: %w", ErrShard, i, err)
+	}
+	return b, nil
+}
+
+// EncodeHead encodes the head shard: the head's F32 tensors, the tokenizer
+// as a U8 tensor "tokenizer" in llama2.c format, and metadata
+// {"strata.kind":"head","strata.tokenizer":"llama2c"}.
+func EncodeHead(cfg model.Config, h *model.Head, tok *model.Tokenizer) ([]byte, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrShard, err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: head is nil", ErrShard)
+	}
+	if tok == nil {
+		return nil, fmt.Errorf("%w: head shard needs a tokenizer", ErrTokenizer)
+	}
+	ts, err := toF32(h.Tensors(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("head: %w", err)
+	}
+	tb, err := tok.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("%w: tokenizer: %w", ErrShard, err)
+	}
+	ts = append(ts, Tensor{Name: TokenizerTensor, DType: U8, Shape: []int{len(tb)}, Data: tb})
+	return Encode(map[string]string{MetaKind: KindHead, MetaTokenizer: TokenizerLlama2C}, ts)
+}
+
+// DecodeHead decodes a head shard into the head weights and the tokenizer.
+func DecodeHead(cfg model.Config, data []byte) (*model.Head, *model.Tokenizer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrShard, err)
+	}
+	f, err := Decode(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if k := f.Metadata[MetaKind]; k != KindHead {
+		return nil, nil, fmt.Errorf("%w: kind %q, want %q", ErrShard, k, KindHead)
+	}
+	if tf := f.Metadata[MetaTokenizer]; tf != TokenizerLlama2C {
+		return nil, nil, fmt.Errorf("%w: tokenizer format %q, want %q", ErrShard, tf, TokenizerLlama2C)
+	}
+	var rest []Tensor
+	var tokData []byte
+	found := false
+	for _, t := range f.Tensors {
+		if t.Name != TokenizerTensor {
+			rest = append(rest, t)
+			continue
+		}
+		if t.DType != U8 || len(t.Shape) != 1 {
+			return nil, nil, fmt.Errorf("%w: tokenizer tensor is %s%v, want U8 of rank 1", ErrShard, t.DType, t.Shape)
+		}
+		tokData, found = t.Data, true
+	}
+	if !found {
+		return nil, nil, fmt.Errorf("%w: head shard has no %q tensor", ErrShard, TokenizerTensor)
+	}
+	tok, err := model.ReadTokenizer(tokData, cfg.VocabSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: tokenizer: %w", ErrShard, err)
+	}
+	ts, err := fromF32(rest)
+	if err != nil {
+		return nil, nil, fmt.Errorf("head: %w", err)
+	}
+	h, err := model.HeadFromTensors(cfg, ts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: head: %w", ErrShard, err)
+	}
+	return h, tok, nil
+}
+
+func checkIndex(cfg model.Config, i int) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrShard, err)
+	}
+	if i < 0 || i >= cfg.NLayers {
+		return fmt.Errorf("%w: block index %d out of range (0..%d)", ErrShard, i, cfg.NLayers-1)
+	}
+	return nil
+}
+
+// toF32 converts model tensors to little-endian F32 container tensors.
+func toF32(ts []model.Tensor) ([]Tensor, error) {
+	out := make([]Tensor, len(ts))
+	for i, t := range ts {
+		n := 1
+		for _, d := range t.Shape {
+			n *= d
+		}
+		if n != len(t.Data) {
+			return nil, fmt.Errorf("%w: tensor %q has %d values, shape %v needs %d", ErrShard, t.Name, len(t.Data), t.Shape, n)
+		}
+		b := make([]byte, 4*len(t.Data))
+		for j, v := range t.Data {
+			binary.LittleEndian.PutUint32(b[4*j:], math.Float32bits(v))
+		}
+		out[i] = Tensor{Name: t.Name, DType: F32, Shape: slices.Clone(t.Shape), Data: b}
+	}
+	return out, nil
+}
+
+// fromF32 converts F32 container tensors to model tensors (fresh memory).
+func fromF32(ts []Tensor) ([]model.Tensor, error) {
+	out := make([]model.Tensor, len(ts))
+	for i, t := range ts {
+		if t.DType != F32 {
+			return nil, fmt.Errorf("%w: tensor %q has dtype %s, want F32", ErrShard, t.Name, t.DType)
+		}
+		v := make([]float32, len(t.Data)/4)
+		for j := range v {
+			v[j] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*j:]))
+		}
+		out[i] = model.Tensor{Name: t.Name, Shape: slices.Clone(t.Shape), Data: v}
+	}
+	return out, nil
+}
