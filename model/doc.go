@@ -1,0 +1,40 @@
+// Package model is the transformer: configuration, weights, the forward
+// pass with a key/value cache, llama2.c checkpoint and tokenizer import,
+// synthetic models, and sampling.
+//
+// # Contract
+//
+// The package is pure. It reads from an io.Reader or a []byte and never
+// opens files, sockets or clocks; randomness is an explicit seed.
+//
+// Everything read from a file or a peer (ReadLlama2C, ReadTokenizer,
+// BlockFromTensors, HeadFromTensors) is validated with bounded allocation
+// and returns an error wrapping an exported sentinel (ErrConfig, ErrFormat,
+// ErrTruncated, ErrTrailing, ErrTokenizer) — never a panic. The compute
+// API (Forward, Embed, Logits, Step, NewState, Sampler.Sample) panics on
+// misuse that only a programming error can cause: wrong slice lengths, a
+// position beyond SeqLen, a token outside the vocabulary, an unloaded
+// block. Callers validate remote input (tokens, positions, spans with
+// CheckSpan) before calling it.
+//
+// # Invariants
+//
+//   - Weights are immutable once a Model is built and may be shared by any
+//     number of goroutines and States. A State (KV cache and scratch) belongs
+//     to one session and is used by one goroutine at a time.
+//   - Forward, Step and Sample do not allocate.
+//   - The forward pass is llama2.c run.c's: RMSNorm (eps from Config),
+//     grouped-query attention (query head h reads kv head h/(NHeads/NKVHeads))
+//     with scores scaled by 1/sqrt(head_size), RoPE on adjacent pairs with
+//     freq = 1/theta^((i mod head_size)/head_size), SwiGLU FFN, residual adds,
+//     final RMSNorm and classifier. Logits agree with run.c to about 1e-5.
+//   - Results are deterministic: matrix–vector products use the fixed
+//     summation order of package tensor, so the same weights and inputs give
+//     bitwise the same activations on every machine, and running a model
+//     split into spans [0,a), [a,b), … on separate States gives bitwise the
+//     same logits as running it whole.
+//   - Tokenizer.Encode/Decode and Sampler reproduce run.c's encode(),
+//     decode() and sample() (same token ids for the same seed).
+//   - Tensor names and shapes (Block.Tensors, Head.Tensors) are part of the
+//     on-disk shard format.
+package model
