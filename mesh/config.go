@@ -1,0 +1,183 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Defaults applied by New for zero Config fields.
+const (
+	DefaultConnLow       = 64
+	DefaultConnHigh      = 128
+	DefaultConnGrace     = 30 * time.Second
+	DefaultRetryMin      = time.Second
+	DefaultRetryMax      = time.Minute
+	DefaultDialTimeout   = 15 * time.Second
+	MDNSServiceName      = "strata"
+	maxProtocolLimits    = 64
+	maxBootstrapPeers    = 256
+	maxListenAddrs       = 32
+	defaultUserAgentName = "strata"
+)
+
+// ProtocolLimit caps the streams and memory one stream protocol may use,
+// across all peers and per peer. Zero per-peer fields leave libp2p's
+// per-protocol-per-peer defaults in place.
+type ProtocolLimit struct {
+	ID              protocol.ID
+	StreamsInbound  int
+	StreamsOutbound int
+	// Memory is the byte budget of all streams of this protocol.
+	Memory int64
+	// PeerStreamsInbound and PeerStreamsOutbound cap one peer's streams.
+	PeerStreamsInbound  int
+	PeerStreamsOutbound int
+}
+
+// Config configures New. Key and Listen are required.
+type Config struct {
+	// Key is the node's identity (see LoadIdentity).
+	Key crypto.PrivKey
+	// Listen lists multiaddrs to listen on, for example
+	// /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1.
+	Listen []string
+	// Bootstrap lists full peer addresses (ending in /p2p/<id>) to connect
+	// to in the background.
+	Bootstrap []string
+	// MDNS enables LAN discovery with service name "strata".
+	MDNS bool
+	// Logger receives connection and discovery events; nil discards them.
+	Logger *slog.Logger
+	// Protocols registers resource-manager limits for stream protocols.
+	Protocols []ProtocolLimit
+	// ConnLow and ConnHigh are the connection manager's water marks.
+	ConnLow, ConnHigh int
+	// ConnGrace protects new connections from trimming for this long.
+	ConnGrace time.Duration
+	// RetryMin and RetryMax bound the bootstrap retry backoff.
+	RetryMin, RetryMax time.Duration
+	// PSK, if set, makes this a private swarm: only peers with the same
+	// 32-byte key can connect. QUIC does not support private swarms, so
+	// Listen must then hold TCP addresses only.
+	PSK pnet.PSK
+	// UserAgent is announced over identify; empty means "strata".
+	UserAgent string
+}
+
+// Validate reports whether the config can be used; errors wrap
+// ErrInvalidConfig.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if c.Key == nil {
+		return bad("Key is nil; load one with LoadIdentity")
+	}
+	if len(c.Listen) == 0 {
+		return bad("no Listen addresses")
+	}
+	if len(c.Listen) > maxListenAddrs {
+		return bad("%d Listen addresses, limit %d", len(c.Listen), maxListenAddrs)
+	}
+	for _, s := range c.Listen {
+		m, err := parseMultiaddr(s)
+		if err != nil {
+			return bad("listen address: %v", err)
+		}
+		if _, err := m.ValueForProtocol(ma.P_P2P); err == nil {
+			return bad("listen address %q must not contain /p2p/", s)
+		}
+		if len(c.PSK) > 0 && isQUIC(m) {
+			return bad("listen address %q: QUIC cannot be used with a private swarm key", s)
+		}
+	}
+	if len(c.Bootstrap) > maxBootstrapPeers {
+		return bad("%d Bootstrap peers, limit %d", len(c.Bootstrap), maxBootstrapPeers)
+	}
+	for _, s := range c.Bootstrap {
+		info, err := ParseAddr(s)
+		if err != nil {
+			return bad("bootstrap address: %v", err)
+		}
+		if len(info.Addrs) == 0 {
+			return bad("bootstrap address %q has no transport part before /p2p/", s)
+		}
+	}
+	if len(c.Protocols) > maxProtocolLimits {
+		return bad("%d protocol limits, limit %d", len(c.Protocols), maxProtocolLimits)
+	}
+	seen := make(map[protocol.ID]bool, len(c.Protocols))
+	for _, p := range c.Protocols {
+		switch {
+		case p.ID == "":
+			return bad("protocol limit with empty ID")
+		case seen[p.ID]:
+			return bad("protocol %s limited twice", p.ID)
+		case p.StreamsInbound < 0 || p.StreamsOutbound < 0 || p.PeerStreamsInbound < 0 || p.PeerStreamsOutbound < 0:
+			return bad("protocol %s: negative stream limit", p.ID)
+		case p.StreamsInbound+p.StreamsOutbound == 0:
+			return bad("protocol %s: stream limits are zero, which would block it entirely", p.ID)
+		case p.Memory <= 0:
+			return bad("protocol %s: Memory must be positive", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	if c.ConnLow < 0 || c.ConnHigh < 0 {
+		return bad("negative connection water marks")
+	}
+	low, high := c.connWater()
+	if low > high {
+		return bad("ConnLow %d above ConnHigh %d", low, high)
+	}
+	if c.ConnGrace < 0 || c.RetryMin < 0 || c.RetryMax < 0 {
+		return bad("negative duration")
+	}
+	if rmin, rmax := c.retry(); rmin > rmax {
+		return bad("RetryMin %v above RetryMax %v", rmin, rmax)
+	}
+	if len(c.PSK) != 0 && len(c.PSK) != 32 {
+		return bad("PSK is %d bytes, want 32", len(c.PSK))
+	}
+	return nil
+}
+
+func (c *Config) connWater() (low, high int) {
+	low, high = c.ConnLow, c.ConnHigh
+	if low == 0 {
+		low = DefaultConnLow
+	}
+	if high == 0 {
+		high = max(DefaultConnHigh, low)
+	}
+	return low, high
+}
+
+func (c *Config) retry() (time.Duration, time.Duration) {
+	rmin, rmax := c.RetryMin, c.RetryMax
+	if rmin == 0 {
+		rmin = DefaultRetryMin
+	}
+	if rmax == 0 {
+		rmax = max(DefaultRetryMax, rmin)
+	}
+	return rmin, rmax
+}
+
+func isQUIC(m ma.Multiaddr) bool {
+	for _, c := range m {
+		switch c.Protocol().Code {
+		case ma.P_QUIC, ma.P_QUIC_V1:
+			return true
+		}
+	}
+	return false
+}
+
+var errNoListen = errors.New("mesh: host is not listening on any address")

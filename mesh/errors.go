@@ -1,0 +1,18 @@
+package mesh
+
+import "errors"
+
+// Sentinel errors; test for them with errors.Is.
+var (
+	// ErrCorruptIdentity means the identity file exists but does not hold a
+	// valid private key. The file is left untouched.
+	ErrCorruptIdentity = errors.New("mesh: corrupt identity file")
+	// ErrInvalidConfig means Config.Validate rejected the configuration.
+	ErrInvalidConfig = errors.New("mesh: invalid config")
+	// ErrBadAddr means a multiaddr string could not be used as a peer address.
+	ErrBadAddr = errors.New("mesh: bad peer address")
+	// ErrFrameTooLarge means a frame's length exceeds the allowed maximum.
+	ErrFrameTooLarge = errors.New("mesh: frame too large")
+	// ErrClosed means the Mesh has been closed.
+	ErrClosed = errors.New("mesh: closed")
+)

@@ -1,0 +1,285 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Mesh is a running libp2p host with discovery. Its methods are safe for
+// concurrent use.
+type Mesh struct {
+	h    host.Host
+	cm   *connmgr.BasicConnMgr
+	log  *slog.Logger
+	mdns mdns.Service
+
+	ctx    context.Context // cancelled by Close; parent of background work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex // guards closed and wg.Add
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a libp2p host as described by cfg. Background work (bootstrap
+// dialling, mDNS) stops when ctx is cancelled or Close is called; the host
+// itself lives until Close.
+func New(ctx context.Context, cfg Config) (*Mesh, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rm, err := resourceManager(cfg.Protocols)
+	if err != nil {
+		return nil, err
+	}
+	low, high := cfg.connWater()
+	grace := cfg.ConnGrace
+	if grace == 0 {
+		grace = DefaultConnGrace
+	}
+	cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(grace))
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("mesh: connection manager: %w", err)
+	}
+	ua := cfg.UserAgent
+	if ua == "" {
+		ua = defaultUserAgentName
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Key),
+		libp2p.ListenAddrStrings(cfg.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.UserAgent(ua),
+	}
+	if len(cfg.PSK) > 0 {
+		opts = append(opts, libp2p.PrivateNetwork(cfg.PSK))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		cm.Close()
+		rm.Close()
+		return nil, fmt.Errorf("mesh: start host on %v: %w", cfg.Listen, err)
+	}
+	if len(h.Network().ListenAddresses()) == 0 {
+		h.Close()
+		return nil, errNoListen
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	m := &Mesh{h: h, cm: cm, log: log, ctx: bctx, cancel: cancel}
+	log.Info("mesh: host started", "peer", h.ID(), "addrs", h.Network().ListenAddresses())
+
+	rmin, rmax := cfg.retry()
+	for _, s := range cfg.Bootstrap {
+		info, _ := ParseAddr(s) // validated above
+		if info.ID == h.ID() {
+			log.Debug("mesh: skipping bootstrap address of this node", "addr", s)
+			continue
+		}
+		m.spawn(func() { m.bootstrap(info, rmin, rmax) })
+	}
+	if cfg.MDNS {
+		svc := mdns.NewMdnsService(h, MDNSServiceName, notifee{m})
+		if err := svc.Start(); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("mesh: start mDNS: %w", err)
+		}
+		m.mdns = svc
+	}
+	return m, nil
+}
+
+// resourceManager builds a resource manager from libp2p's auto-scaled
+// defaults plus the given per-protocol limits.
+func resourceManager(protos []ProtocolLimit) (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	// DefaultLimits is a package variable whose maps are shared; clone them
+	// before adding entries so concurrent New calls never race.
+	limits.ServiceLimits = maps.Clone(limits.ServiceLimits)
+	limits.ServicePeerLimits = maps.Clone(limits.ServicePeerLimits)
+	limits.ProtocolLimits = maps.Clone(limits.ProtocolLimits)
+	limits.ProtocolPeerLimits = maps.Clone(limits.ProtocolPeerLimits)
+	limits.PeerLimits = maps.Clone(limits.PeerLimits)
+	libp2p.SetDefaultServiceLimits(&limits)
+	for _, p := range protos {
+		limits.AddProtocolLimit(p.ID, rcmgr.BaseLimit{
+			Streams:         p.StreamsInbound + p.StreamsOutbound,
+			StreamsInbound:  p.StreamsInbound,
+			StreamsOutbound: p.StreamsOutbound,
+			Memory:          p.Memory,
+		}, rcmgr.BaseLimitIncrease{})
+		if p.PeerStreamsInbound > 0 || p.PeerStreamsOutbound > 0 {
+			in := cmp(p.PeerStreamsInbound, p.StreamsInbound)
+			out := cmp(p.PeerStreamsOutbound, p.StreamsOutbound)
+			limits.AddProtocolPeerLimit(p.ID, rcmgr.BaseLimit{
+				Streams:         in + out,
+				StreamsInbound:  in,
+				StreamsOutbound: out,
+				Memory:          p.Memory,
+			}, rcmgr.BaseLimitIncrease{})
+		}
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	if err != nil {
+		return nil, fmt.Errorf("mesh: resource manager: %w", err)
+	}
+	return rm, nil
+}
+
+// cmp returns v if it is set, else the protocol-wide fallback.
+func cmp(v, fallback int) int {
+	if v > 0 {
+		return v
+	}
+	return fallback
+}
+
+// spawn runs f in a goroutine owned by m, unless m is closed.
+func (m *Mesh) spawn(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Host returns the underlying libp2p host. Do not close it; call Close.
+func (m *Mesh) Host() host.Host { return m.h }
+
+// ID returns this node's peer id.
+func (m *Mesh) ID() peer.ID { return m.h.ID() }
+
+// Addrs returns the addresses the host listens on, with unspecified
+// addresses (0.0.0.0, ::) expanded to interface addresses, each ending in
+// /p2p/<id>. Relay circuit listeners are omitted: they are not dialable
+// without a relay.
+func (m *Mesh) Addrs() []ma.Multiaddr {
+	addrs, err := m.h.Network().InterfaceListenAddresses()
+	if err != nil {
+		addrs = m.h.Network().ListenAddresses()
+	}
+	direct := addrs[:0:0]
+	for _, a := range addrs {
+		if isDirect(a) {
+			direct = append(direct, a)
+		}
+	}
+	out, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: m.h.ID(), Addrs: direct})
+	if err != nil {
+		m.log.Warn("mesh: cannot build /p2p/ addresses", "err", err)
+		return nil
+	}
+	return out
+}
+
+// isDirect reports whether a is a dialable IP or DNS address (relay circuit
+// listeners are not).
+func isDirect(a ma.Multiaddr) bool {
+	if len(a) == 0 {
+		return false
+	}
+	switch a[0].Protocol().Code {
+	case ma.P_IP4, ma.P_IP6, ma.P_DNS, ma.P_DNS4, ma.P_DNS6:
+	default:
+		return false
+	}
+	for _, c := range a {
+		if c.Protocol().Code == ma.P_CIRCUIT {
+			return false
+		}
+	}
+	return true
+}
+
+// Connect dials the full peer address addr (ending in /p2p/<id>) and returns
+// the peer it connected to.
+func (m *Mesh) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) {
+	info, err := ParseAddr(addr)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	return info, m.ConnectInfo(ctx, info)
+}
+
+// ConnectInfo connects to a peer whose addresses are already known.
+func (m *Mesh) ConnectInfo(ctx context.Context, info peer.AddrInfo) error {
+	if m.isClosed() {
+		return ErrClosed
+	}
+	if info.ID == m.h.ID() {
+		return fmt.Errorf("%w: %s is this node's own id", ErrBadAddr, info.ID)
+	}
+	if err := m.h.Connect(ctx, info); err != nil {
+		return fmt.Errorf("mesh: connect to %s: %w", info.ID, err)
+	}
+	return nil
+}
+
+// Protect marks the connection to p as important (for example a pipeline
+// neighbour) so the connection manager never trims it while tag is set.
+func (m *Mesh) Protect(p peer.ID, tag string) { m.cm.Protect(p, tag) }
+
+// Unprotect removes tag from p and reports whether p is still protected by
+// another tag.
+func (m *Mesh) Unprotect(p peer.ID, tag string) bool { return m.cm.Unprotect(p, tag) }
+
+func (m *Mesh) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// Close stops discovery and bootstrap dialling, waits for their goroutines,
+// and closes the host. It is safe to call more than once.
+func (m *Mesh) Close() error {
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
+		m.cancel()
+		var errs []error
+		if m.mdns != nil {
+			if err := m.mdns.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("mesh: close mDNS: %w", err))
+			}
+		}
+		m.wg.Wait()
+		if err := m.h.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("mesh: close host: %w", err))
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
