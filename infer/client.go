@@ -1,0 +1,80 @@
+package infer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// HandleClient serves one GenerateProtocolID stream: a request frame in,
+// token frames and a done (or error) frame out. If the client goes away
+// the request is cancelled and the chain torn down.
+func (s *Service) HandleClient(rw io.ReadWriteCloser, remote string) {
+	defer rw.Close()
+	c := newConn(rw)
+	var req Request
+	if err := c.readJSON(frameRequest, &req); err != nil {
+		s.refuse(c, remote, err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // the client sends nothing more; EOF or reset means it left
+		var b [1]byte
+		_, _ = rw.Read(b[:])
+		cancel()
+	}()
+	st, err := s.Generate(ctx, req, func(t Token) error {
+		return c.writeJSON(frameToken, t)
+	})
+	if err != nil {
+		s.log.Info("infer: request failed", "peer", remote, "err", err)
+		_ = c.writeJSON(frameError, errorMsg{Peer: s.cfg.Transport.Self(), Message: err.Error()})
+		return
+	}
+	_ = c.writeJSON(frameDone, st)
+}
+
+// Query sends req over a GenerateProtocolID stream and calls emit with each
+// piece as it arrives. The caller owns rw and closes it afterwards.
+func Query(ctx context.Context, rw io.ReadWriteCloser, req Request, emit func(Token) error) (Stats, error) {
+	var st Stats
+	if err := req.Validate(); err != nil {
+		return st, err
+	}
+	stop := context.AfterFunc(ctx, func() { rw.Close() })
+	defer stop()
+	c := newConn(rw)
+	if err := c.writeJSON(frameRequest, req); err != nil {
+		return st, fmt.Errorf("infer: sending request: %w", err)
+	}
+	for {
+		typ, payload, err := c.read()
+		if err != nil {
+			if ctx.Err() != nil {
+				return st, ctx.Err()
+			}
+			return st, fmt.Errorf("infer: reading reply: %w", err)
+		}
+		switch typ {
+		case frameToken:
+			var t Token
+			if err := json.Unmarshal(payload, &t); err != nil {
+				return st, fmt.Errorf("%w: token frame: %v", ErrProtocol, err)
+			}
+			if err := emit(t); err != nil {
+				return st, err
+			}
+		case frameDone:
+			if err := json.Unmarshal(payload, &st); err != nil {
+				return st, fmt.Errorf("%w: done frame: %v", ErrProtocol, err)
+			}
+			return st, nil
+		case frameError:
+			return st, decodeError(payload)
+		default:
+			return st, fmt.Errorf("%w: unexpected frame type %d in a reply", ErrProtocol, typ)
+		}
+	}
+}

@@ -1,0 +1,32 @@
+// Package infer runs inference sessions across the mesh: route planning,
+// the hop-to-hop activation protocol and the entry peer's generation loop.
+//
+// The entry peer (any peer a client dials) tokenizes the prompt, embeds it,
+// plans a chain of peers covering blocks [0, L) with Plan, and opens the
+// chain: it sends an open frame to the first hop, which opens the next, and
+// so on; the last hop opens a return stream back to the entry. Every hop
+// acknowledges only once the chain below it is ready, so a chain that
+// cannot be built fails at once with an error naming the peer.
+//
+// Activations then flow server to server: each step frame carries the
+// hidden states of one or more consecutive positions; each hop runs its
+// blocks with its per-session KV cache and forwards the result; the last
+// hop returns the final position's hidden state to the entry, which
+// applies the head and samples. Errors travel back up the chain. Closing
+// the entry's stream ends the session on every hop, freeing its cache.
+//
+// Wire format (ProtocolID, one stream per session per link): frames of a
+// 1-byte type, a 4-byte big-endian length and a payload. Control frames
+// (open, return, error, request, token, done) are JSON of at most 64 KiB;
+// step and result frames are a u32 position, a u32 count n and n·dim
+// little-endian float32 values, at most 256 MiB. Every frame is checked
+// against these limits and the model's shape before use; a peer that
+// breaks the protocol gets an error frame and its stream is closed.
+//
+// Greedy output does not depend on how the blocks are split: every hop
+// runs the same float32 kernels on the same inputs as a single process.
+//
+// Plan is pure; Service owns no goroutines beyond those serving a stream
+// or a request, and it never touches libp2p: the node adapts its host to
+// the Transport interface.
+package infer

@@ -1,0 +1,394 @@
+package infer
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/strata-mesh/strata/model"
+)
+
+// ErrModel is returned (wrapped) when a request names a model this peer
+// cannot front.
+var ErrModel = errors.New("infer: model not available")
+
+// Request asks the entry peer for a completion. Its fields and their
+// defaults follow llama2.c run.c.
+type Request struct {
+	Model       string  `json:"model,omitempty"` // model CID; empty means the peer's model
+	Prompt      string  `json:"prompt"`
+	Steps       int     `json:"steps"`       // positions to run, prompt included; 0 or too many means the context length
+	Temperature float32 `json:"temperature"` // 0 is greedy
+	TopP        float32 `json:"top_p"`       // nucleus sampling cutoff; 0 or ≥1 disables it
+	Seed        uint64  `json:"seed"`
+}
+
+// Limits on a request.
+const maxPrompt = 1 << 20
+
+// Validate reports whether r is a sensible request.
+func (r *Request) Validate() error {
+	switch {
+	case len(r.Prompt) > maxPrompt:
+		return fmt.Errorf("infer: prompt of %d bytes exceeds %d", len(r.Prompt), maxPrompt)
+	case r.Steps < 0:
+		return fmt.Errorf("infer: negative step count %d", r.Steps)
+	case !(r.Temperature >= 0 && r.Temperature <= 100):
+		return fmt.Errorf("infer: temperature %g outside [0, 100]", r.Temperature)
+	case !(r.TopP >= 0 && r.TopP <= 1):
+		return fmt.Errorf("infer: top-p %g outside [0, 1]", r.TopP)
+	}
+	return nil
+}
+
+// Token is one generated (or echoed prompt) piece of text, already made
+// safe to print as run.c does.
+type Token struct {
+	ID    int    `json:"id"`
+	Piece []byte `json:"piece"`
+}
+
+// Stats describes a finished request.
+type Stats struct {
+	PromptTokens int     `json:"prompt_tokens"`
+	Forward      int     `json:"forward_passes"`
+	Generated    int     `json:"generated_tokens"`
+	Chain        []Hop   `json:"chain"`
+	Seconds      float64 `json:"seconds"`
+	TokensPerSec float64 `json:"tokens_per_sec"`
+	Stop         string  `json:"stop"` // "steps" or "bos"
+}
+
+// Generate runs req with this peer as the entry: it tokenizes, plans a
+// chain over the known servers, streams activations through it, samples
+// with the head and calls emit with each piece of text, prompt included,
+// in order. It returns when the steps are done, BOS is sampled, emit fails
+// or ctx ends.
+func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) error) (Stats, error) {
+	var st Stats
+	if err := req.Validate(); err != nil {
+		return st, err
+	}
+	m, tok := s.cfg.Model, s.cfg.Tokenizer
+	if req.Model != "" && req.Model != s.cfg.ModelID {
+		return st, fmt.Errorf("%w: model %s is not served by this peer (it fronts %s)", ErrModel, req.Model, s.cfg.ModelID)
+	}
+	if m.Head == nil || tok == nil {
+		return st, fmt.Errorf("%w: this peer holds no head and tokenizer for model %s", ErrModel, s.cfg.ModelID)
+	}
+	cfg := m.Config
+	prompt := tok.Encode(req.Prompt, true, false)
+	steps := req.Steps
+	if steps <= 0 || steps > cfg.SeqLen {
+		steps = cfg.SeqLen
+	}
+	if len(prompt) > cfg.SeqLen {
+		return st, fmt.Errorf("infer: prompt is %d tokens; the model's context is %d", len(prompt), cfg.SeqLen)
+	}
+	st.PromptTokens = len(prompt)
+
+	chain, err := Plan(s.servers(), cfg.NLayers, s.cfg.Transport.Self())
+	if err != nil {
+		return st, fmt.Errorf("%w (model %s)", err, s.cfg.ModelID)
+	}
+	st.Chain = chain
+	sess, err := s.open(ctx, chain)
+	if err != nil {
+		return st, err
+	}
+	defer sess.close()
+
+	start := time.Now()
+	say := func(prev, next int) error {
+		return emit(Token{ID: next, Piece: []byte(model.SafePrint(tok.Decode(prev, next)))})
+	}
+	sampler := model.NewSampler(cfg.VocabSize, req.Temperature, req.TopP, req.Seed)
+	logits := make([]float32, cfg.VocabSize)
+	finish := func(stop string) (Stats, error) {
+		st.Stop = stop
+		st.Seconds = time.Since(start).Seconds()
+		if st.Seconds > 0 {
+			st.TokensPerSec = float64(st.Forward) / st.Seconds
+		}
+		return st, nil
+	}
+
+	// The prompt runs as one batch; its pieces are forced, as in run.c.
+	k := min(len(prompt), steps)
+	for i := 0; i+1 < k; i++ {
+		if prompt[i+1] == model.BOS {
+			return finish("bos")
+		}
+		if err := say(prompt[i], prompt[i+1]); err != nil {
+			return st, err
+		}
+	}
+	if k < len(prompt) {
+		return finish("steps")
+	}
+	token, pos := prompt[k-1], k
+	x, err := sess.forward(ctx, prompt, 0)
+	if err != nil {
+		return st, err
+	}
+	st.Forward += k
+	for {
+		m.Logits(x, logits)
+		next := sampler.Sample(logits)
+		if next == model.BOS {
+			return finish("bos")
+		}
+		if err := say(token, next); err != nil {
+			return st, err
+		}
+		st.Generated++
+		if pos >= steps {
+			return finish("steps")
+		}
+		token = next
+		if x, err = sess.forward(ctx, []int{token}, pos); err != nil {
+			return st, err
+		}
+		st.Forward++
+		pos++
+	}
+}
+
+// servers returns the planner's view of the mesh, with this peer's own
+// span in it even before its first advert has been seen.
+func (s *Service) servers() []Server {
+	all := s.cfg.Servers(s.cfg.ModelID)
+	self := s.cfg.Transport.Self()
+	if s.cfg.Lo == s.cfg.Hi {
+		return all
+	}
+	for _, sv := range all {
+		if sv.Peer == self {
+			return all
+		}
+	}
+	return append(all, Server{Peer: self, Lo: s.cfg.Lo, Hi: s.cfg.Hi})
+}
+
+// pending is an entry session waiting for results from its last hop.
+type pending struct {
+	id      string
+	lastHop string
+	results chan []float32 // activation of the last position of each step
+	errs    chan error
+}
+
+func (p *pending) deliver(pos int, x []float32) {
+	select {
+	case p.results <- append([]float32(nil), x...):
+	default:
+		p.fail(fmt.Errorf("%w: unsolicited result at position %d", ErrProtocol, pos))
+	}
+}
+
+func (p *pending) fail(err error) {
+	select {
+	case p.errs <- err:
+	default:
+	}
+}
+
+func (s *Service) lookup(id string) *pending {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending[id]
+}
+
+// receive reads the last hop's results for an entry session.
+func (s *Service) receive(c *conn, remote, id string) {
+	p := s.lookup(id)
+	if p == nil || p.lastHop != remote {
+		s.refuse(c, remote, fmt.Errorf("%w: no session %q expects results from this peer", ErrProtocol, id))
+		return
+	}
+	if err := c.write(frameAck, nil); err != nil {
+		p.fail(&HopError{Peer: remote, Message: "return stream: " + err.Error()})
+		return
+	}
+	cfg := s.cfg.Model.Config
+	var buf []float32
+	for {
+		typ, payload, err := c.read()
+		if err != nil {
+			if s.lookup(id) == p { // still running: the last hop went away
+				p.fail(&HopError{Peer: remote, Message: "return stream closed: " + err.Error()})
+			}
+			return
+		}
+		if typ == frameError {
+			p.fail(decodeError(payload))
+			return
+		}
+		pos, n, x, err := decodeActs(payload, cfg.Dim, cfg.SeqLen, buf)
+		if err == nil && (typ != frameResult || n != 1) {
+			err = fmt.Errorf("%w: frame type %d with %d positions on a return stream", ErrProtocol, typ, n)
+		}
+		if err != nil {
+			p.fail(&HopError{Peer: remote, Message: err.Error()})
+			return
+		}
+		buf = x
+		p.deliver(pos, x)
+	}
+}
+
+// entrySession is the entry's end of a chain: the blocks it runs itself
+// first, then a stream to the first remote hop.
+type entrySession struct {
+	s       *Service
+	local   *model.State // the entry's own leading blocks, or nil
+	remote  bool
+	rw      io.ReadWriteCloser
+	c       *conn
+	p       *pending
+	wg      sync.WaitGroup
+	xs      []float32
+	timeout time.Duration
+}
+
+// open builds the chain for one request.
+func (s *Service) open(ctx context.Context, chain []Hop) (*entrySession, error) {
+	self := s.cfg.Transport.Self()
+	es := &entrySession{s: s, timeout: s.cfg.StepTimeout}
+	if chain[0].Peer == self {
+		es.local = s.cfg.Model.NewState(chain[0].Lo, chain[0].Hi)
+		chain = chain[1:]
+	}
+	if len(chain) == 0 {
+		return es, nil
+	}
+	es.remote = true
+	var raw [16]byte
+	if _, err := io.ReadFull(s.cfg.Rand, raw[:]); err != nil {
+		return nil, fmt.Errorf("infer: session id: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	es.p = &pending{id: id, lastHop: chain[len(chain)-1].Peer, results: make(chan []float32, 1), errs: make(chan error, 1)}
+	s.mu.Lock()
+	s.pending[id] = es.p
+	s.mu.Unlock()
+
+	octx, cancel := context.WithTimeout(ctx, s.cfg.StepTimeout)
+	defer cancel()
+	first := chain[0]
+	rw, err := s.cfg.Transport.Open(octx, first.Peer, first.Addrs, ProtocolID)
+	if err != nil {
+		es.close()
+		return nil, &HopError{Peer: first.Peer, Message: fmt.Sprintf("cannot reach peer: %v", err)}
+	}
+	es.rw, es.c = rw, newConn(rw)
+	stop := context.AfterFunc(octx, func() { rw.Close() })
+	err = es.c.writeJSON(frameOpen, openMsg{
+		Session: id, Model: s.cfg.ModelID, Lo: first.Lo, Hi: first.Hi, Next: chain[1:],
+		Entry: Hop{Peer: self, Addrs: s.cfg.Transport.Addrs()},
+	})
+	if err == nil {
+		err = es.c.readJSON(frameAck, nil)
+	}
+	if !stop() && err != nil {
+		err = fmt.Errorf("timed out after %s opening the chain %s: %w", s.cfg.StepTimeout, describe(chain), err)
+	}
+	if err != nil {
+		es.close()
+		return nil, asHopError(err, first.Peer)
+	}
+	es.wg.Add(1)
+	go func() { // errors travel back up the chain on this stream
+		defer es.wg.Done()
+		for {
+			typ, payload, err := es.c.read()
+			if err != nil {
+				es.p.fail(&HopError{Peer: first.Peer, Message: "stream closed: " + err.Error()})
+				return
+			}
+			if typ == frameError {
+				es.p.fail(decodeError(payload))
+				return
+			}
+		}
+	}()
+	return es, nil
+}
+
+// forward runs tokens at positions pos.. through the whole chain and
+// returns the final activation of the last position.
+func (es *entrySession) forward(ctx context.Context, tokens []int, pos int) ([]float32, error) {
+	m := es.s.cfg.Model
+	dim := m.Config.Dim
+	if need := len(tokens) * dim; cap(es.xs) < need {
+		es.xs = make([]float32, need)
+	}
+	xs := es.xs[:len(tokens)*dim]
+	for i, t := range tokens {
+		x := xs[i*dim : (i+1)*dim]
+		m.Embed(t, x)
+		if es.local != nil {
+			m.Forward(es.local, x, pos+i)
+		}
+	}
+	if !es.remote {
+		return xs[len(xs)-dim:], nil
+	}
+	if err := es.c.writeActs(frameStep, pos, len(tokens), xs); err != nil {
+		select { // the reader may already know why the stream broke
+		case err := <-es.p.errs:
+			return nil, err
+		default:
+		}
+		return nil, fmt.Errorf("infer: sending step at position %d: %w", pos, err)
+	}
+	timer := time.NewTimer(es.timeout)
+	defer timer.Stop()
+	select {
+	case x := <-es.p.results:
+		return x, nil
+	case err := <-es.p.errs:
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, fmt.Errorf("infer: no result for position %d within %s from the chain", pos, es.timeout)
+	}
+}
+
+// close tears the chain down; every hop frees its cache when its upstream
+// stream ends.
+func (es *entrySession) close() {
+	if es.p != nil {
+		es.s.mu.Lock()
+		delete(es.s.pending, es.p.id)
+		es.s.mu.Unlock()
+	}
+	if es.rw != nil {
+		es.rw.Close()
+	}
+	es.wg.Wait()
+}
+
+func describe(chain []Hop) string {
+	out := ""
+	for i, h := range chain {
+		if i > 0 {
+			out += " → "
+		}
+		out += fmt.Sprintf("%s[%d:%d]", short(h.Peer), h.Lo, h.Hi)
+	}
+	return out
+}
+
+// short abbreviates a peer id for messages.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:4] + "…" + id[len(id)-6:]
+	}
+	return id
+}

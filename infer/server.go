@@ -1,0 +1,219 @@
+package infer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// HandleStream serves one inbound stream of ProtocolID from peer remote:
+// either a session of the chain (the stream starts with an open frame) or
+// the last hop returning results to this entry (a return frame). It returns
+// when the stream ends; the caller closes rw afterwards.
+func (s *Service) HandleStream(rw io.ReadWriteCloser, remote string) {
+	defer rw.Close()
+	c := newConn(rw)
+	typ, payload, err := c.read()
+	if errors.Is(err, ErrProtocol) {
+		s.refuse(c, remote, err)
+		return
+	}
+	if err != nil {
+		s.log.Debug("infer: stream ended before its first frame", "peer", remote, "err", err)
+		return
+	}
+	switch typ {
+	case frameOpen:
+		var m openMsg
+		if err := json.Unmarshal(payload, &m); err != nil {
+			s.refuse(c, remote, fmt.Errorf("%w: open frame: %v", ErrProtocol, err))
+			return
+		}
+		s.serve(c, remote, &m)
+	case frameReturn:
+		var m returnMsg
+		if err := json.Unmarshal(payload, &m); err != nil {
+			s.refuse(c, remote, fmt.Errorf("%w: return frame: %v", ErrProtocol, err))
+			return
+		}
+		s.receive(c, remote, m.Session)
+	default:
+		s.refuse(c, remote, fmt.Errorf("%w: stream starts with frame type %d", ErrProtocol, typ))
+	}
+}
+
+// refuse answers a stream with an error frame naming this peer.
+func (s *Service) refuse(c *conn, remote string, err error) {
+	s.log.Warn("infer: refused stream", "peer", remote, "err", err)
+	_ = c.writeJSON(frameError, errorMsg{Peer: s.cfg.Transport.Self(), Message: err.Error()})
+}
+
+// hopLink is the link from one hop to the next: a stream to the next hop,
+// a stream back to the entry, or (when this peer is the entry) the local
+// session.
+type hopLink struct {
+	c     *conn
+	close func()
+	local *pending
+}
+
+// serve runs one session of the chain on this peer.
+func (s *Service) serve(up *conn, remote string, m *openMsg) {
+	if err := m.validate(); err != nil {
+		s.refuse(up, remote, err)
+		return
+	}
+	if m.Model != s.cfg.ModelID || m.Lo < s.cfg.Lo || m.Hi > s.cfg.Hi {
+		s.refuse(up, remote, fmt.Errorf("infer: asked for blocks %d:%d of model %s; this peer serves blocks %d:%d of model %s",
+			m.Lo, m.Hi, m.Model, s.cfg.Lo, s.cfg.Hi, s.cfg.ModelID))
+		return
+	}
+	if !s.admit() {
+		s.refuse(up, remote, fmt.Errorf("infer: busy: serving %d sessions, the limit", cap(s.slots)))
+		return
+	}
+	defer s.release()
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StepTimeout)
+	down, err := s.link(ctx, m)
+	cancel()
+	if err != nil {
+		he := asHopError(err, s.cfg.Transport.Self())
+		_ = up.writeJSON(frameError, errorMsg{Peer: he.Peer, Message: he.Message})
+		return
+	}
+	defer down.close()
+
+	var upMu sync.Mutex // the relay goroutine and this one both write up
+	var wg sync.WaitGroup
+	if down.c != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.relayErrors(down.c, up, &upMu)
+		}()
+	}
+	err = s.run(up, down, m)
+	down.close()
+	wg.Wait()
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.log.Info("infer: session ended", "session", m.Session, "peer", remote, "err", err)
+		upMu.Lock()
+		_ = up.writeJSON(frameError, errorMsg{Peer: s.cfg.Transport.Self(), Message: err.Error()})
+		upMu.Unlock()
+	}
+}
+
+// link opens the rest of the chain: the next hop with the remaining route,
+// or, on the last hop, the return stream to the entry.
+func (s *Service) link(ctx context.Context, m *openMsg) (*hopLink, error) {
+	self := s.cfg.Transport.Self()
+	if len(m.Next) == 0 && m.Entry.Peer == self {
+		p := s.lookup(m.Session)
+		if p == nil {
+			return nil, fmt.Errorf("infer: no local session %q to return to", m.Session)
+		}
+		return &hopLink{local: p, close: func() {}}, nil
+	}
+	target, first := m.Entry, frameReturn
+	var msg any = returnMsg{Session: m.Session}
+	if len(m.Next) > 0 {
+		target, first = m.Next[0], frameOpen
+		msg = openMsg{Session: m.Session, Model: m.Model, Lo: m.Next[0].Lo, Hi: m.Next[0].Hi, Next: m.Next[1:], Entry: m.Entry}
+	}
+	rw, err := s.cfg.Transport.Open(ctx, target.Peer, target.Addrs, ProtocolID)
+	if err != nil {
+		return nil, &HopError{Peer: target.Peer, Message: fmt.Sprintf("cannot reach peer: %v", err)}
+	}
+	c := newConn(rw)
+	var once sync.Once
+	closer := func() { once.Do(func() { rw.Close() }) }
+	stop := context.AfterFunc(ctx, closer)
+	err = c.writeJSON(first, msg)
+	if err == nil {
+		err = c.readJSON(frameAck, nil)
+	}
+	if !stop() {
+		err = fmt.Errorf("timed out opening the chain: %w", ctx.Err())
+	}
+	if err != nil {
+		closer()
+		return nil, asHopError(err, target.Peer)
+	}
+	return &hopLink{c: c, close: closer}, nil
+}
+
+// relayErrors forwards error frames from the next hop towards the entry
+// until the downstream stream ends.
+func (s *Service) relayErrors(down, up *conn, mu *sync.Mutex) {
+	for {
+		typ, payload, err := down.read()
+		if err != nil {
+			return
+		}
+		if typ != frameError {
+			continue
+		}
+		mu.Lock()
+		_ = up.write(frameError, payload)
+		mu.Unlock()
+	}
+}
+
+// run processes step frames until the upstream closes the session.
+func (s *Service) run(up *conn, down *hopLink, m *openMsg) error {
+	cfg := s.cfg.Model.Config
+	dim := cfg.Dim
+	st := s.cfg.Model.NewState(m.Lo, m.Hi)
+	if err := up.write(frameAck, nil); err != nil {
+		return err
+	}
+	var acts []float32
+	filled := 0 // positions held in the KV cache
+	for {
+		typ, payload, err := up.read()
+		if err != nil {
+			return err
+		}
+		if typ != frameStep {
+			return fmt.Errorf("%w: got frame type %d in a session, want a step", ErrProtocol, typ)
+		}
+		pos, n, xs, err := decodeActs(payload, dim, cfg.SeqLen, acts)
+		if err != nil {
+			return err
+		}
+		acts = xs
+		if pos > filled {
+			return fmt.Errorf("%w: step at position %d but only %d positions are cached", ErrProtocol, pos, filled)
+		}
+		for i := 0; i < n; i++ {
+			s.cfg.Model.Forward(st, xs[i*dim:(i+1)*dim], pos+i)
+		}
+		filled = pos + n
+		last := xs[(n-1)*dim:]
+		switch {
+		case down.local != nil:
+			down.local.deliver(pos+n-1, last)
+		case len(m.Next) > 0:
+			err = down.c.writeActs(frameStep, pos, n, xs)
+		default:
+			err = down.c.writeActs(frameResult, pos+n-1, 1, last)
+		}
+		if err != nil {
+			return fmt.Errorf("infer: sending activations on: %w", err)
+		}
+	}
+}
+
+// asHopError returns err as a *HopError, blaming peer when err does not
+// already name one.
+func asHopError(err error, peer string) *HopError {
+	var he *HopError
+	if errors.As(err, &he) {
+		return he
+	}
+	return &HopError{Peer: peer, Message: err.Error()}
+}

@@ -1,0 +1,135 @@
+package infer
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/strata-mesh/strata/model"
+)
+
+// Transport opens inference streams to other peers. The node adapts its
+// libp2p host to it; tests may use any stream pair.
+type Transport interface {
+	// Self is this peer's id.
+	Self() string
+	// Addrs are addresses other peers can dial this peer on.
+	Addrs() []string
+	// Open opens a stream of protocol proto to peer, dialling addrs if
+	// there is no connection yet.
+	Open(ctx context.Context, peer string, addrs []string, proto string) (io.ReadWriteCloser, error)
+}
+
+// Config configures a Service.
+type Config struct {
+	// ModelID is the CID of the model this peer serves or fronts.
+	ModelID string
+	// Model holds the loaded weights: the head (needed to act as entry)
+	// and blocks [Lo, Hi). Other blocks are nil.
+	Model *model.Model
+	// Tokenizer is needed to act as entry.
+	Tokenizer *model.Tokenizer
+	// Lo and Hi are the block span served to other peers; Lo == Hi means
+	// this peer serves no blocks.
+	Lo, Hi int
+	// Transport reaches other peers.
+	Transport Transport
+	// Servers lists the known servers of a model, usually from the
+	// gossip peer table. It is called once per request.
+	Servers func(model string) []Server
+	// MaxSessions bounds concurrent sessions this peer serves (default 64).
+	MaxSessions int
+	// StepTimeout bounds the wait for one step's result or for a chain to
+	// open (default 30s); a stalled hop fails the request after it.
+	StepTimeout time.Duration
+	// Rand supplies session ids (default crypto/rand).
+	Rand   io.Reader
+	Logger *slog.Logger
+}
+
+// Validate reports whether c is usable.
+func (c *Config) Validate() error {
+	if c.Model == nil || c.Transport == nil {
+		return errors.New("infer: config needs a model and a transport")
+	}
+	if err := c.Model.Config.Validate(); err != nil {
+		return err
+	}
+	if c.Lo != c.Hi {
+		if err := c.Model.CheckSpan(c.Lo, c.Hi); err != nil {
+			return fmt.Errorf("infer: served span: %w", err)
+		}
+	}
+	if c.Model.Head != nil && c.Tokenizer == nil {
+		return errors.New("infer: a model head needs a tokenizer")
+	}
+	return nil
+}
+
+// Service is one peer's inference engine: it serves its block span to
+// chains planned by others (HandleStream), and fronts requests as the entry
+// peer (Generate, HandleClient). It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	slots chan struct{} // one token per admitted session
+
+	mu      sync.Mutex
+	pending map[string]*pending // entry sessions awaiting results, by session id
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 64
+	}
+	if cfg.StepTimeout <= 0 {
+		cfg.StepTimeout = 30 * time.Second
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Servers == nil {
+		cfg.Servers = func(string) []Server { return nil }
+	}
+	return &Service{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		slots:   make(chan struct{}, cfg.MaxSessions),
+		pending: make(map[string]*pending),
+	}, nil
+}
+
+// Serving reports the block span this peer serves.
+func (s *Service) Serving() (lo, hi int) { return s.cfg.Lo, s.cfg.Hi }
+
+// Layers is the number of blocks of the model.
+func (s *Service) Layers() int { return s.cfg.Model.Config.NLayers }
+
+// ModelID is the CID of the model this service runs.
+func (s *Service) ModelID() string { return s.cfg.ModelID }
+
+func (s *Service) admit() bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Service) release() { <-s.slots }
+
+// Sessions is the number of sessions this peer currently serves.
+func (s *Service) Sessions() int { return len(s.slots) }
