@@ -163,8 +163,8 @@ type floatReader struct {
 const chunkFloats = 1 << 16
 
 func (fr *floatReader) read(name string, n int) ([]float32, error) {
-	if fr.buf == nil {
-		fr.buf = make([]byte, 4*chunkFloats)
+	if want := 4 * min(n, chunkFloats); len(fr.buf) < want {
+		fr.buf = make([]byte, want)
 	}
 	out := make([]float32, 0, min(n, 16*chunkFloats))
 	for len(out) < n {

@@ -25,7 +25,10 @@ func Synth(cfg Config, seed int64) *Model {
 		a := std * sqrt3
 		out := make([]float32, n)
 		for i := range out {
-			out[i] = float32(center + (2*r.Float64()-1)*a)
+			// Explicit conversions forbid FMA fusion (arm64 would fuse),
+			// keeping the values identical on every architecture.
+			u := float64(2*r.Float64()) - 1
+			out[i] = float32(center + float64(u*a))
 		}
 		return out
 	}
