@@ -1,0 +1,50 @@
+// Command strata is the single Strata binary: a node of the mesh, the tools
+// to import models into a repo, a client, and a local testnet.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+type cli struct {
+	Log string `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
+
+	ID       idCmd       `cmd:"" name:"id" help:"Print the node's peer id, creating its key if missing."`
+	Import   importCmd   `cmd:"" help:"Import a llama2.c checkpoint into a repo and print the model CID."`
+	Node     nodeCmd     `cmd:"" help:"Run a node until SIGINT or SIGTERM."`
+	Generate generateCmd `cmd:"" help:"Generate text through the mesh, printed as llama2.c run.c does."`
+	Testnet  testnetCmd  `cmd:"" help:"Start a local mesh of N nodes on loopback."`
+}
+
+// env is what every command gets: a context cancelled by SIGINT/SIGTERM
+// and a logger.
+type env struct {
+	ctx context.Context
+	log *slog.Logger
+}
+
+func main() {
+	var c cli
+	k := kong.Parse(&c,
+		kong.Name("strata"),
+		kong.Description("Strata: a peer-to-peer mesh that serves and trains transformer models together."),
+		kong.UsageOnError(),
+	)
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Log))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := k.Run(&env{ctx: ctx, log: log})
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		os.Exit(1)
+	}
+}

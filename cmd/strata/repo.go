@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/strata-mesh/strata/mesh"
+	"github.com/strata-mesh/strata/model"
+	"github.com/strata-mesh/strata/node"
+	"github.com/strata-mesh/strata/shards"
+)
+
+type idCmd struct {
+	Repo string `help:"Repo dir." required:"" type:"path"`
+}
+
+func (c *idCmd) Run(e *env) error {
+	if err := os.MkdirAll(c.Repo, 0o755); err != nil {
+		return err
+	}
+	key, err := mesh.LoadIdentity(filepath.Join(c.Repo, node.IdentityFile))
+	if err != nil {
+		return err
+	}
+	id, err := mesh.IDFromKey(key)
+	if err != nil {
+		return err
+	}
+	fmt.Println(id)
+	return nil
+}
+
+type importCmd struct {
+	Repo       string `help:"Repo dir." required:"" type:"path"`
+	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin)." type:"existingfile"`
+	Name       string `help:"Model name recorded in the manifest (default: the checkpoint's file name)."`
+	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin)." type:"existingfile"`
+}
+
+func (c *importCmd) Run(e *env) error {
+	st, err := shards.Open(c.Repo)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(c.Checkpoint)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	m, err := model.ReadLlama2C(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", c.Checkpoint, err)
+	}
+	var tok *model.Tokenizer
+	if c.Tokenizer != "" {
+		data, err := os.ReadFile(c.Tokenizer)
+		if err != nil {
+			return err
+		}
+		// The file does not store its vocabulary size; the checkpoint does.
+		if tok, err = model.ReadTokenizer(data, m.Config.VocabSize); err != nil {
+			return fmt.Errorf("tokenizer %s: %w", c.Tokenizer, err)
+		}
+	}
+	name := c.Name
+	if name == "" {
+		name = filepath.Base(c.Checkpoint)
+	}
+	id, _, err := shards.ImportModel(st, m, tok, name)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", c.Checkpoint, err)
+	}
+	fmt.Println(id)
+	return nil
+}
