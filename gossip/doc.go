@@ -1,0 +1,26 @@
+// Package gossip spreads signed capacity adverts over GossipSub and keeps
+// the resulting peer table.
+//
+// Contract:
+//
+//   - Adverts travel on topic "/strata/adverts/1" as JSON of at most
+//     MaxAdvertSize bytes. DecodeAdvert accepts only adverts that pass
+//     Advert.Validate; unknown JSON fields are ignored so newer versions can
+//     add fields.
+//   - Every message is signed by its author's host key (GossipSub StrictSign)
+//     and the topic validator additionally requires Advert.Peer to equal the
+//     message author, so no peer can speak for another. Malformed, oversized
+//     and impersonating messages are rejected (misbehaviour, penalised by
+//     GossipSub); stale ones (timestamp outside ±MaxSkew of the local clock,
+//     or Seq not newer than the last accepted from that peer) are ignored.
+//   - Table is a pure, mutex-guarded map from peer to newest advert: it takes
+//     the time as an argument, keeps only the highest Seq per peer, holds at
+//     most MaxPeers peers, and forgets peers silent for longer than its TTL
+//     (measured from local receipt, not from the advert's own timestamp).
+//   - Gossip owns one PubSub instance for its host and exactly one goroutine,
+//     which moves validated adverts into the Table and expires silent peers.
+//     Close stops it and waits for it. A node's own published adverts enter
+//     its table too. Other packages may join further topics through PubSub().
+//
+// Time is injected through Config.Clock so expiry and staleness are testable.
+package gossip
