@@ -20,8 +20,6 @@ const ManifestFormat = "strata/manifest/1"
 const (
 	// MaxManifestSize bounds an encoded manifest.
 	MaxManifestSize = 16 << 20
-	// MaxObjectSize bounds one shard (and any object in a Store).
-	MaxObjectSize = 4 << 30
 	// DefaultChunkSize is the chunk size Import uses.
 	DefaultChunkSize = 1 << 20
 	// MinChunkSize and MaxChunkSize bound a manifest's chunk_size.
@@ -30,6 +28,9 @@ const (
 	// MaxNameSize bounds the model name, in bytes.
 	MaxNameSize = 256
 )
+
+// MaxObjectSize bounds one shard (and any object in a Store).
+const MaxObjectSize int64 = 4 << 30
 
 // Digest is a sha2-256 digest of one chunk. In JSON it is 64 lowercase hex
 // digits.
@@ -180,7 +181,7 @@ func (m *Manifest) checkRef(r Ref) error {
 		return fmt.Errorf("%w: %w", ErrManifest, err)
 	}
 	if r.Size <= 0 || r.Size > MaxObjectSize {
-		return fmt.Errorf("%w: size %d out of range [1, %d]", ErrManifest, r.Size, int64(MaxObjectSize))
+		return fmt.Errorf("%w: size %d out of range [1, %d]", ErrManifest, r.Size, MaxObjectSize)
 	}
 	want := 0
 	if r.Size > int64(m.ChunkSize) {

@@ -87,8 +87,8 @@ func (s *Store) path(c cid.Cid) string { return filepath.Join(s.objects, c.Strin
 // a CID. If a valid copy is already present Put leaves it; a corrupt copy
 // is replaced.
 func (s *Store) Put(data []byte) (cid.Cid, error) {
-	if len(data) > MaxObjectSize {
-		return cid.Undef, fmt.Errorf("shards: put: object of %d bytes exceeds %d", len(data), int64(MaxObjectSize))
+	if int64(len(data)) > MaxObjectSize {
+		return cid.Undef, fmt.Errorf("shards: put: object of %d bytes exceeds %d", len(data), MaxObjectSize)
 	}
 	c := Sum(data)
 	switch _, err := s.Get(c); {
@@ -166,7 +166,7 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 		return nil, fmt.Errorf("shards: get %s: %w", c, err)
 	}
 	if !info.Mode().IsRegular() || info.Size() > MaxObjectSize {
-		return nil, fmt.Errorf("%w: %s is not a regular file of at most %d bytes", ErrCorrupt, c, int64(MaxObjectSize))
+		return nil, fmt.Errorf("%w: %s is not a regular file of at most %d bytes", ErrCorrupt, c, MaxObjectSize)
 	}
 	data := make([]byte, info.Size())
 	if _, err := io.ReadFull(f, data); err != nil {
