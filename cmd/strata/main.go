@@ -21,6 +21,7 @@ type cli struct {
 	Node     nodeCmd     `cmd:"" help:"Run a node until SIGINT or SIGTERM."`
 	Generate generateCmd `cmd:"" help:"Generate text through the mesh, printed as llama2.c run.c does."`
 	Testnet  testnetCmd  `cmd:"" help:"Start a local mesh of N nodes on loopback."`
+	Bench    benchCmd    `cmd:"" help:"Measure tokens/s in one process and across local nodes, and the latency per hop."`
 }
 
 // env is what every command gets: a context cancelled by SIGINT/SIGTERM
