@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -83,7 +84,19 @@ type Gossip struct {
 	cbMu     sync.Mutex // serialises onUpdate calls
 	onUpdate func(Advert)
 
+	accepted, rejected, ignored atomic.Uint64
+
 	closeOnce sync.Once
+}
+
+// Stats counts validator verdicts on received and published adverts.
+type Stats struct {
+	Accepted, Rejected, Ignored uint64
+}
+
+// Stats returns the validator verdict counts so far.
+func (g *Gossip) Stats() Stats {
+	return Stats{Accepted: g.accepted.Load(), Rejected: g.rejected.Load(), Ignored: g.ignored.Load()}
 }
 
 // New starts GossipSub on h (StrictSign, peer exchange, flood publish),
@@ -212,7 +225,20 @@ func (g *Gossip) record(a Advert, now time.Time) {
 }
 
 // validate is the topic validator; see the package doc for its policy.
-func (g *Gossip) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+func (g *Gossip) validate(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	r := g.verdict(ctx, from, msg)
+	switch r {
+	case pubsub.ValidationAccept:
+		g.accepted.Add(1)
+	case pubsub.ValidationReject:
+		g.rejected.Add(1)
+	default:
+		g.ignored.Add(1)
+	}
+	return r
+}
+
+func (g *Gossip) verdict(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	author := msg.GetFrom()
 	ad, err := DecodeAdvert(msg.GetData())
 	if err != nil {
