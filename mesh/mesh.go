@@ -190,7 +190,7 @@ func (m *Mesh) Addrs() []ma.Multiaddr {
 	if err != nil {
 		addrs = m.h.Network().ListenAddresses()
 	}
-	direct := addrs[:0:0]
+	var direct []ma.Multiaddr
 	for _, a := range addrs {
 		if isDirect(a) {
 			direct = append(direct, a)
