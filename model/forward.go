@@ -126,23 +126,9 @@ func (m *Model) block(s *State, b *Block, li int, x []float32, pos int) {
 	for h := range c.NHeads {
 		q := s.q[h*hs : (h+1)*hs]
 		off := (h / kvMul) * hs
-		for t := range att {
-			kt := keys[t*kvDim+off : t*kvDim+off+hs]
-			var score float32
-			for i, qi := range q {
-				score += float32(qi * kt[i])
-			}
-			att[t] = score / s.sqrtHS
-		}
+		scores(att, q, keys, kvDim, off, s.sqrtHS)
 		tensor.Softmax(att)
-		xb := s.xb[h*hs : (h+1)*hs]
-		clear(xb)
-		for t, a := range att {
-			vt := vals[t*kvDim+off : t*kvDim+off+hs]
-			for i := range xb {
-				xb[i] += float32(a * vt[i])
-			}
-		}
+		weightedSum(s.xb[h*hs:(h+1)*hs], att, vals, kvDim, off)
 	}
 	tensor.MatVec(s.xb2, b.Wo, s.xb, dim, dim)
 	tensor.Add(x, s.xb2)
@@ -206,4 +192,67 @@ func (m *Model) ParamCount() int {
 		n += c.VocabSize * d
 	}
 	return n
+}
+
+// scores sets att[t] = (q · k_t) / sqrtHS for every cached position t,
+// where k_t = keys[t*kvDim+off:][:len(q)]. Each dot product is summed
+// sequentially as run.c does; four positions are interleaved only to give
+// the CPU independent dependency chains.
+func scores(att, q, keys []float32, kvDim, off int, sqrtHS float32) {
+	hs := len(q)
+	t := 0
+	for ; t+4 <= len(att); t += 4 {
+		k0 := keys[t*kvDim+off:][:hs]
+		k1 := keys[(t+1)*kvDim+off:][:hs]
+		k2 := keys[(t+2)*kvDim+off:][:hs]
+		k3 := keys[(t+3)*kvDim+off:][:hs]
+		var s0, s1, s2, s3 float32
+		for i, qi := range q {
+			s0 += float32(qi * k0[i])
+			s1 += float32(qi * k1[i])
+			s2 += float32(qi * k2[i])
+			s3 += float32(qi * k3[i])
+		}
+		a := att[t : t+4 : t+4]
+		a[0], a[1], a[2], a[3] = s0/sqrtHS, s1/sqrtHS, s2/sqrtHS, s3/sqrtHS
+	}
+	for ; t < len(att); t++ {
+		kt := keys[t*kvDim+off:][:hs]
+		var sc float32
+		for i, qi := range q {
+			sc += float32(qi * kt[i])
+		}
+		att[t] = sc / sqrtHS
+	}
+}
+
+// weightedSum sets out[i] = Σ_t att[t]·v_t[i], v_t = vals[t*kvDim+off:],
+// summing over t in order from zero as run.c does. Eight lanes are kept in
+// registers across the t loop.
+func weightedSum(out, att, vals []float32, kvDim, off int) {
+	hs := len(out)
+	i0 := 0
+	for ; i0+8 <= hs; i0 += 8 {
+		var a0, a1, a2, a3, a4, a5, a6, a7 float32
+		for t, a := range att {
+			v := vals[t*kvDim+off+i0:][:8]
+			a0 += float32(a * v[0])
+			a1 += float32(a * v[1])
+			a2 += float32(a * v[2])
+			a3 += float32(a * v[3])
+			a4 += float32(a * v[4])
+			a5 += float32(a * v[5])
+			a6 += float32(a * v[6])
+			a7 += float32(a * v[7])
+		}
+		o := out[i0 : i0+8 : i0+8]
+		o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7] = a0, a1, a2, a3, a4, a5, a6, a7
+	}
+	for i := i0; i < hs; i++ {
+		var acc float32
+		for t, a := range att {
+			acc += float32(a * vals[t*kvDim+off+i])
+		}
+		out[i] = acc
+	}
 }

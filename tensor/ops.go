@@ -13,9 +13,6 @@ func mustLen(op string, want int, got ...[]float32) {
 	}
 }
 
-// Exp returns e^x rounded to float32 (C's expf).
-func Exp(x float32) float32 { return float32(math.Exp(float64(x))) }
-
 // Sqrt returns √x rounded to float32 (C's sqrtf).
 func Sqrt(x float32) float32 { return float32(math.Sqrt(float64(x))) }
 
@@ -52,7 +49,20 @@ func Softmax(x []float32) {
 	}
 	var sum float32
 	for i, v := range x {
-		e := Exp(v - maxV)
+		d := v - maxV
+		var e float32
+		if d >= -104 && d <= 89 {
+			// expCore, inlined by hand (the compiler will not).
+			xd := float64(d)
+			kf := xd * expScale
+			ki := int64(kf + math.Copysign(0.5, kf))
+			k := float64(ki)
+			r := float64(xd-float64(k*ln2Hi64)) - float64(k*ln2Lo64)
+			p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120)))))
+			e = float32(expTab[ki&63] * p * math.Float64frombits(uint64(ki>>6+1023)<<52))
+		} else {
+			e = Exp(d)
+		}
 		x[i] = e
 		sum += e
 	}
@@ -65,8 +75,22 @@ func Softmax(x []float32) {
 // the SwiGLU gate of llama2.c's FFN. len(g) must equal len(h).
 func SiLUMul(h, g []float32) {
 	mustLen("SiLUMul", len(h), g)
+	g = g[:len(h)]
 	for i, v := range h {
-		v *= 1 / (1 + Exp(-v))
+		var e float32
+		if d := -v; d >= -104 && d <= 89 {
+			// expCore, inlined by hand (the compiler will not).
+			xd := float64(d)
+			kf := xd * expScale
+			ki := int64(kf + math.Copysign(0.5, kf))
+			k := float64(ki)
+			r := float64(xd-float64(k*ln2Hi64)) - float64(k*ln2Lo64)
+			p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120)))))
+			e = float32(expTab[ki&63] * p * math.Float64frombits(uint64(ki>>6+1023)<<52))
+		} else {
+			e = Exp(-v)
+		}
+		v *= 1 / (1 + e)
 		h[i] = v * g[i]
 	}
 }
