@@ -70,7 +70,7 @@ func TestInlinedExp(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	x := make([]float32, 4096)
 	for i := range x {
-		x[i] = float32(r.Float64()*-115) // max is pinned to 0 below
+		x[i] = float32(r.Float64() * -115) // max is pinned to 0 below
 	}
 	x[0], x[1] = 0, float32(math.Inf(-1))
 	want := make([]float32, len(x))
