@@ -107,6 +107,9 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Gossip, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil host", ErrInvalidConfig)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
