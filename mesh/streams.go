@@ -29,27 +29,34 @@ func (m *Mesh) Handle(proto string, h StreamHandler) {
 
 // Open opens a stream of proto to the peer with id peerID, dialling addrs
 // (multiaddrs, with or without the /p2p/ suffix) if there is no connection
-// yet. Malformed addresses are skipped; a malformed peer id is an error.
+// yet. Addresses often come from peer adverts, so at most maxOpenAddrs are
+// used; malformed ones and ones naming another peer are skipped. A malformed
+// peer id is an error wrapping ErrBadAddr.
 func (m *Mesh) Open(ctx context.Context, peerID string, addrs []string, proto string) (io.ReadWriteCloser, error) {
+	if m.isClosed() {
+		return nil, ErrClosed
+	}
 	id, err := peer.Decode(peerID)
 	if err != nil {
-		return nil, fmt.Errorf("mesh: peer id %q: %w", peerID, err)
+		return nil, fmt.Errorf("%w: peer id %q: %v", ErrBadAddr, peerID, err)
 	}
 	if id == m.h.ID() {
 		return nil, fmt.Errorf("mesh: cannot open a %s stream to this node itself", proto)
 	}
 	var known []ma.Multiaddr
 	for _, s := range addrs {
-		a, err := ma.NewMultiaddr(s)
+		if len(known) == maxOpenAddrs {
+			break
+		}
+		a, err := parseMultiaddr(s)
 		if err != nil {
 			continue
 		}
-		if tpt, last := ma.SplitLast(a); last != nil && last.Protocol().Code == ma.P_P2P {
-			a = tpt
+		tpt, owner := peer.SplitAddr(a)
+		if (owner != "" && owner != id) || len(tpt) == 0 {
+			continue
 		}
-		if a != nil {
-			known = append(known, a)
-		}
+		known = append(known, tpt)
 	}
 	if len(known) > 0 {
 		m.h.Peerstore().AddAddrs(id, known, peerstore.TempAddrTTL)
@@ -60,6 +67,9 @@ func (m *Mesh) Open(ctx context.Context, peerID string, addrs []string, proto st
 	}
 	return s, nil
 }
+
+// maxOpenAddrs bounds the addresses Open adds for one peer.
+const maxOpenAddrs = 32
 
 // AddrStrings returns Addrs as strings.
 func (m *Mesh) AddrStrings() []string {
@@ -83,6 +93,9 @@ func NewEphemeralKey() (crypto.PrivKey, error) {
 
 // IDFromKey returns the peer id of an identity key.
 func IDFromKey(k crypto.PrivKey) (string, error) {
+	if k == nil {
+		return "", fmt.Errorf("mesh: peer id of key: nil key")
+	}
 	id, err := peer.IDFromPrivateKey(k)
 	if err != nil {
 		return "", fmt.Errorf("mesh: peer id of key: %w", err)
