@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 )
 
 // HandleClient serves one GenerateProtocolID stream: a request frame in,
@@ -13,6 +14,7 @@ import (
 func (s *Service) HandleClient(rw io.ReadWriteCloser, remote string) {
 	defer rw.Close()
 	c := newConn(rw)
+	c.expect(s.cfg.StepTimeout)
 	var req Request
 	if err := c.readJSON(frameRequest, &req); err != nil {
 		s.refuse(c, remote, err)
@@ -20,7 +22,8 @@ func (s *Service) HandleClient(rw io.ReadWriteCloser, remote string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { // the client sends nothing more; EOF or reset means it left
+	c.expect(365 * 24 * time.Hour) // the request may run long; the client only hangs up
+	go func() {                    // the client sends nothing more; EOF or reset means it left
 		var b [1]byte
 		_, _ = rw.Read(b[:])
 		cancel()

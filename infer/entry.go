@@ -217,6 +217,7 @@ func (s *Service) receive(c *conn, remote, id string) {
 	cfg := s.cfg.Model.Config
 	var buf []float32
 	for {
+		c.expect(s.cfg.IdleTimeout)
 		typ, payload, err := c.read()
 		if err != nil {
 			if s.lookup(id) == p { // still running: the last hop went away

@@ -16,6 +16,7 @@ import (
 func (s *Service) HandleStream(rw io.ReadWriteCloser, remote string) {
 	defer rw.Close()
 	c := newConn(rw)
+	c.expect(s.cfg.StepTimeout)
 	typ, payload, err := c.read()
 	if errors.Is(err, ErrProtocol) {
 		s.refuse(c, remote, err)
@@ -174,6 +175,7 @@ func (s *Service) run(up *conn, down *hopLink, m *openMsg) error {
 	var acts []float32
 	filled := 0 // positions held in the KV cache
 	for {
+		up.expect(s.cfg.IdleTimeout)
 		typ, payload, err := up.read()
 		if err != nil {
 			return err

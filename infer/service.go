@@ -47,6 +47,9 @@ type Config struct {
 	// StepTimeout bounds the wait for one step's result or for a chain to
 	// open (default 30s); a stalled hop fails the request after it.
 	StepTimeout time.Duration
+	// IdleTimeout ends a session whose entry sends nothing for this long,
+	// freeing its cache (default 5 minutes).
+	IdleTimeout time.Duration
 	// Rand supplies session ids (default crypto/rand).
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -93,6 +96,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.StepTimeout <= 0 {
 		cfg.StepTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"time"
 )
 
 // ProtocolID is the libp2p stream protocol that carries activations
@@ -100,6 +101,7 @@ type tokenMsg struct {
 // conn frames one stream. Payloads returned by read are valid until the
 // next read.
 type conn struct {
+	rw  io.ReadWriter
 	r   *bufio.Reader
 	w   *bufio.Writer
 	buf []byte
@@ -108,7 +110,16 @@ type conn struct {
 }
 
 func newConn(rw io.ReadWriter) *conn {
-	return &conn{r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10)}
+	return &conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10)}
+}
+
+// expect bounds the wait for the next frame when the stream supports read
+// deadlines (libp2p streams do), so a peer that goes silent mid-frame or
+// mid-session cannot hold a handler forever.
+func (c *conn) expect(d time.Duration) {
+	if dl, ok := c.rw.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = dl.SetReadDeadline(time.Now().Add(d))
+	}
 }
 
 // read returns the next frame. It never allocates more than the frame's

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-mesh/strata/infer"
 	"github.com/strata-mesh/strata/internal/reftest"
+	"github.com/strata-mesh/strata/mesh"
 	"github.com/strata-mesh/strata/model"
 	"github.com/strata-mesh/strata/node"
 )
@@ -139,5 +140,49 @@ func TestErrors(t *testing.T) {
 	var he *infer.HopError
 	if !errors.As(err, &he) || !strings.Contains(err.Error(), "not served") {
 		t.Errorf("unknown model: err = %v, want a clear 'not served' error", err)
+	}
+}
+
+// TestHostilePeer opens raw streams to a real node and sends it garbage on
+// each of its protocols: the node drops them and keeps serving.
+func TestHostilePeer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	net, err := Start(ctx, Options{Nodes: 1, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	target := net.Nodes[0]
+	key, err := mesh.NewEphemeralKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evil.Close()
+	for _, proto := range []string{infer.ProtocolID, infer.GenerateProtocolID} {
+		for _, junk := range [][]byte{
+			[]byte("GET / HTTP/1.1\r\n\r\n"),
+			{1, 0xff, 0xff, 0xff, 0xff},
+			{1, 0, 0, 0, 2, '{', '}'},
+			{4, 0, 0, 0, 8, 0, 0, 0, 0, 1, 0, 0, 0},
+			{7, 0, 0, 0, 9, '{', '"', 's', 't', 'e', 'p', 's', '"', ':'},
+		} {
+			rw, err := evil.Open(ctx, target.ID(), target.Addrs(), proto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rw.Write(junk)
+			reply := make([]byte, 1)
+			rw.Read(reply) // an error frame or a closed stream, never a hang
+			rw.Close()
+		}
+	}
+	text, _, _ := query(t, ctx, target.Addrs()[0], infer.Request{Prompt: "still", Steps: 16})
+	if text == "" {
+		t.Error("node stopped serving after hostile streams")
 	}
 }
