@@ -19,8 +19,12 @@
 //     of these goroutines, waits for them, and then closes the host.
 //   - Addrs reports only addresses the host actually listens on (unspecified
 //     addresses expanded to interface addresses), each ending in /p2p/<id>.
+//   - Handle and Open keep libp2p types inside this package: protocols above
+//     see an io.ReadWriteCloser and a peer id string. Open uses at most 32
+//     advertised addresses and skips malformed ones or ones of other peers.
 //   - ReadFrame/WriteFrame carry one u32 big-endian length-prefixed payload.
-//     ReadFrame never allocates more than its max argument, returns io.EOF
+//     ReadFrame never allocates more than its max argument (and grows large
+//     bodies only as bytes arrive), returns io.EOF
 //     only on a clean end of stream before a frame starts, and reports an
 //     oversized header as ErrFrameTooLarge without reading the body.
 //

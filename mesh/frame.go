@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 )
 
 // frameHeader is the size of a frame's big-endian u32 length prefix.
@@ -19,7 +20,8 @@ const smallFrame = 4 << 10
 // its payload. A length above max yields an error wrapping ErrFrameTooLarge
 // (the payload is not read). At most max bytes are allocated. A clean end of
 // stream before the header returns io.EOF; a stream ending inside a frame
-// returns an error wrapping io.ErrUnexpectedEOF.
+// returns an error wrapping io.ErrUnexpectedEOF. Bodies above 64 KiB are
+// buffered as they arrive rather than allocated up front.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	if max < 0 {
 		return nil, fmt.Errorf("mesh: read frame: negative max %d", max)
@@ -35,12 +37,38 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	if uint64(n) > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	buf, err := readN(r, int(n))
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, fmt.Errorf("mesh: read frame body (%d bytes): %w", n, err)
+	}
+	return buf, nil
+}
+
+// readChunk is the initial buffer for a frame body. Larger bodies grow the
+// buffer as bytes actually arrive, so a peer announcing a large frame and
+// then stalling cannot make the reader allocate the whole frame up front.
+const readChunk = 64 << 10
+
+// readN reads exactly n bytes from r.
+func readN(r io.Reader, n int) ([]byte, error) {
+	if n <= readChunk {
+		buf := make([]byte, n)
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf := make([]byte, 0, readChunk)
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), len(buf)))
+		}
+		k, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+k]
+		if err != nil && len(buf) < n {
+			return nil, err
+		}
 	}
 	return buf, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 )
 
@@ -116,5 +117,44 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 		if _, err := ReadFrame(&buf, len(p)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// stingyReader returns at most 1000 bytes per Read, like a slow stream.
+type stingyReader struct{ r io.Reader }
+
+func (s stingyReader) Read(p []byte) (int, error) { return s.r.Read(p[:min(len(p), 1000)]) }
+
+func TestReadFrameLargeIncremental(t *testing.T) {
+	p := make([]byte, 5*readChunk+123)
+	for i := range p {
+		p[i] = byte(i * 7)
+	}
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, p); err != nil {
+		t.Fatal(err)
+	}
+	whole := buf.Bytes()
+	got, err := ReadFrame(stingyReader{bytes.NewReader(whole)}, len(p))
+	if err != nil || !bytes.Equal(got, p) {
+		t.Fatalf("large frame: %d bytes, %v; want %d bytes", len(got), err, len(p))
+	}
+	// Truncated large frame.
+	_, err = ReadFrame(stingyReader{bytes.NewReader(whole[:len(whole)-1])}, len(p))
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated large frame: err = %v, want io.ErrUnexpectedEOF", err)
+	}
+	// A header announcing a huge frame followed by a few bytes must not
+	// allocate the announced size.
+	hdr := []byte{0x04, 0, 0, 0, 1, 2, 3} // 64 MiB announced
+	var ms1, ms2 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	_, err = ReadFrame(bytes.NewReader(hdr), 1<<30)
+	runtime.ReadMemStats(&ms2)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if grew := ms2.TotalAlloc - ms1.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("allocated %d bytes for a stalled 64 MiB frame", grew)
 	}
 }
