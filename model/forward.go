@@ -57,6 +57,17 @@ func (m *Model) CheckSpan(lo, hi int) error {
 	return nil
 }
 
+// StateBytes returns the memory a State for blocks [lo, hi) takes: the KV
+// cache, 2·(hi−lo)·SeqLen·KVDim float32s, plus scratch. A header from a
+// peer or file can make this large; check it against a budget before
+// NewState.
+func (m *Model) StateBytes(lo, hi int) int64 {
+	c := m.Config
+	kv := 2 * int64(hi-lo) * int64(c.SeqLen) * int64(c.KVDim())
+	scratch := 5*int64(c.Dim) + 2*int64(c.HiddenDim) + int64(c.SeqLen) + 3*int64(c.HeadSize())/2
+	return 4 * (kv + scratch)
+}
+
 // NewState allocates a State for blocks [lo, hi). It panics if the span is
 // invalid or holds an unloaded block (check with CheckSpan first). The KV
 // cache takes 2·(hi−lo)·SeqLen·KVDim float32s.

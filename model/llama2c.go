@@ -27,9 +27,9 @@ const (
 //
 // The header is checked with Config.Validate before anything large is
 // allocated. If r is an io.Seeker, its remaining length must equal the
-// size the header implies; otherwise memory is allocated only as data
-// actually arrives, so a lying header costs at most about twice the bytes
-// really sent. A short input fails with ErrTruncated naming the missing
+// size the header implies (and arrays are allocated at their exact size);
+// otherwise memory is allocated only as data actually arrives, so a lying
+// header costs at most about twice the bytes really sent. A short input fails with ErrTruncated naming the missing
 // array; extra bytes fail with ErrTrailing; NaN or infinite weights fail
 // with ErrFormat. NormEps and RopeTheta are set to llama2.c's 1e-5 and
 // 10000. Every block gets its own arrays (no sharing between blocks).
@@ -55,12 +55,14 @@ func ReadLlama2C(r io.Reader) (*Model, error) {
 		return nil, fmt.Errorf("model: llama2.c header: %w", err)
 	}
 	want := Llama2CSize(cfg)
+	cr := &floatReader{r: r, off: llama2cHeaderSize}
 	if s, ok := r.(io.Seeker); ok {
-		if err := checkRemaining(s, want-llama2cHeaderSize); err != nil {
+		sized, err := checkRemaining(s, want-llama2cHeaderSize)
+		if err != nil {
 			return nil, err
 		}
+		cr.sized = sized
 	}
-	cr := &floatReader{r: r, off: llama2cHeaderSize}
 	m := &Model{Config: cfg, Head: &Head{}, Blocks: make([]*Block, cfg.NLayers)}
 	for i := range m.Blocks {
 		m.Blocks[i] = &Block{}
@@ -127,36 +129,37 @@ func Llama2CSize(cfg Config) int64 {
 }
 
 // checkRemaining verifies that s holds exactly want more bytes, restoring
-// its position.
-func checkRemaining(s io.Seeker, want int64) error {
+// its position. sized reports whether the check could be made.
+func checkRemaining(s io.Seeker, want int64) (sized bool, err error) {
 	cur, err := s.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return nil // not really seekable; fall back to streaming checks
+		return false, nil // not really seekable; fall back to streaming checks
 	}
 	end, err := s.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	if _, err := s.Seek(cur, io.SeekStart); err != nil {
-		return fmt.Errorf("model: llama2.c checkpoint: restoring read position: %w", err)
+		return false, fmt.Errorf("model: llama2.c checkpoint: restoring read position: %w", err)
 	}
 	switch have := end - cur; {
 	case have < want:
-		return fmt.Errorf("%w: llama2.c checkpoint needs %d bytes after the header, has %d",
+		return false, fmt.Errorf("%w: llama2.c checkpoint needs %d bytes after the header, has %d",
 			ErrTruncated, want, have)
 	case have > want:
-		return fmt.Errorf("%w: llama2.c checkpoint has %d bytes after the header, expected %d",
+		return false, fmt.Errorf("%w: llama2.c checkpoint has %d bytes after the header, expected %d",
 			ErrTrailing, have, want)
 	}
-	return nil
+	return true, nil
 }
 
-// floatReader reads little-endian float32 arrays, growing its output only
-// as bytes arrive.
+// floatReader reads little-endian float32 arrays. Unless the input's size
+// was verified (sized), an array grows only as its bytes arrive.
 type floatReader struct {
-	r   io.Reader
-	off int64
-	buf []byte
+	r     io.Reader
+	off   int64
+	buf   []byte
+	sized bool
 }
 
 // chunkFloats bounds each read (and the initial allocation of an array).
@@ -166,7 +169,11 @@ func (fr *floatReader) read(name string, n int) ([]float32, error) {
 	if want := 4 * min(n, chunkFloats); len(fr.buf) < want {
 		fr.buf = make([]byte, want)
 	}
-	out := make([]float32, 0, min(n, 16*chunkFloats))
+	initial := min(n, chunkFloats)
+	if fr.sized {
+		initial = n
+	}
+	out := make([]float32, 0, initial)
 	for len(out) < n {
 		k := min(n-len(out), chunkFloats)
 		got, err := io.ReadFull(fr.r, fr.buf[:4*k])

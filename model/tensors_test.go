@@ -177,6 +177,9 @@ func TestCheckSpan(t *testing.T) {
 		}()
 		m.NewState(1, 2)
 	}()
+	if got, want := m.StateBytes(0, 2), int64(4*(2*2*4*4+5*8+2*12+4+3*2/2)); got != want {
+		t.Errorf("StateBytes(0,2) = %d, want %d", got, want)
+	}
 	s := m.NewState(0, 1)
 	if s.Lo() != 0 || s.Hi() != 1 {
 		t.Errorf("State span [%d,%d), want [0,1)", s.Lo(), s.Hi())
