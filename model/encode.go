@@ -1,9 +1,6 @@
 package model
 
-import (
-	"container/heap"
-	"strings"
-)
+import "strings"
 
 // Encode tokenizes text exactly as llama2.c run.c's encode():
 //
@@ -80,22 +77,53 @@ type mergeCand struct {
 	id          int
 }
 
+// mergeHeap is a binary max-heap of candidates: highest score first, then
+// leftmost position. (Hand-written rather than container/heap to avoid
+// boxing each candidate.)
 type mergeHeap []mergeCand
 
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
+func (h mergeHeap) before(i, j int) bool {
 	if h[i].score != h[j].score {
 		return h[i].score > h[j].score
 	}
 	return h[i].pos < h[j].pos
 }
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeCand)) }
-func (h *mergeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *mergeHeap) push(c mergeCand) {
+	*h = append(*h, c)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.before(i, p) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *mergeHeap) pop() mergeCand {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q = q[:n]
+	for i := 0; ; {
+		l, best := 2*i+1, i
+		if l < n && q.before(l, best) {
+			best = l
+		}
+		if r := l + 1; r < n && q.before(r, best) {
+			best = r
+		}
+		if best == i {
+			break
+		}
+		q[i], q[best] = q[best], q[i]
+		i = best
+	}
+	*h = q
+	return top
 }
 
 // merge applies run.c's greedy merges to toks. Positions keep their
@@ -112,7 +140,7 @@ func (t *Tokenizer) merge(toks []int) []int {
 		next[i], prev[i] = i+1, i-1
 	}
 	next[n-1] = -1
-	h := &mergeHeap{}
+	h := make(mergeHeap, 0, n)
 	var key []byte
 	push := func(i int) {
 		if i < 0 || next[i] < 0 {
@@ -124,14 +152,14 @@ func (t *Tokenizer) merge(toks []int) []int {
 		if !ok || !(t.scores[id] > minMergeScore) {
 			return
 		}
-		heap.Push(h, mergeCand{score: t.scores[id], pos: i, left: toks[i], right: toks[j], id: id})
+		h.push(mergeCand{score: t.scores[id], pos: i, left: toks[i], right: toks[j], id: id})
 	}
 	for i := 0; i+1 < n; i++ {
 		push(i)
 	}
 	dead := make([]bool, n)
-	for h.Len() > 0 {
-		c := heap.Pop(h).(mergeCand)
+	for len(h) > 0 {
+		c := h.pop()
 		i := c.pos
 		j := next[i]
 		if dead[i] || j < 0 || toks[i] != c.left || toks[j] != c.right {
