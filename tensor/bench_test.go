@@ -7,7 +7,7 @@ import (
 )
 
 func BenchmarkMatVec(b *testing.B) {
-	for _, sh := range [][2]int{{64, 64}, {172, 64}, {64, 172}, {512, 64}, {256, 256}, {256, 512}, {512, 512}, {1024, 1024}, {4096, 4096}} {
+	for _, sh := range [][2]int{{64, 64}, {172, 64}, {64, 172}, {512, 64}, {256, 256}, {256, 512}, {512, 512}, {1024, 1024}, {2048, 2048}, {4096, 4096}} {
 		rows, cols := sh[0], sh[1]
 		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
 			r := rand.New(rand.NewPCG(1, 1))
@@ -25,7 +25,7 @@ func BenchmarkMatVec(b *testing.B) {
 // BenchmarkMatVecSerial measures the single-goroutine kernel, to compare
 // with BenchmarkMatVec when choosing ParallelThreshold.
 func BenchmarkMatVecSerial(b *testing.B) {
-	for _, sh := range [][2]int{{64, 64}, {256, 256}, {256, 512}, {512, 512}, {1024, 1024}, {4096, 4096}} {
+	for _, sh := range [][2]int{{64, 64}, {256, 256}, {256, 512}, {512, 512}, {1024, 1024}, {2048, 2048}, {4096, 4096}} {
 		rows, cols := sh[0], sh[1]
 		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
 			r := rand.New(rand.NewPCG(1, 1))

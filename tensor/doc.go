@@ -18,6 +18,10 @@
 // (callers validate remote data before it reaches a kernel), so kernels
 // panic on it rather than return an error.
 //
+// The AVX2 MatVec kernel (amd64, chosen at run time) uses the same order
+// and plain multiplies and adds, so it is bitwise identical to the
+// portable Go kernel.
+//
 // # Aliasing
 //
 // Unless a function documents otherwise, an output slice must not overlap an
@@ -26,9 +30,12 @@
 //
 // # Numerics
 //
-// Kernels follow llama2.c's run.c: float32 arithmetic, exp/sqrt/cos/sin
-// evaluated in float64 and rounded to float32 (which agrees with C's expf,
-// sqrtf, cosf, sinf to the last bit in nearly every case), RMSNorm as
+// Kernels follow llama2.c's run.c: float32 arithmetic, sqrt/cos/sin/pow
+// evaluated in float64 and rounded to float32 (which agrees with C's sqrtf,
+// cosf, sinf, powf to the last bit in nearly every case), exp by a table
+// and polynomial kernel tested to equal float32(math.Exp(x)) bit for bit
+// (see Exp), products rounded to float32 before they are added (never
+// fused into FMA, on any architecture), RMSNorm as
 // 1/sqrt(mean(x²)+eps), softmax with the maximum subtracted and a sequential
 // sum. Dot products use a fixed summation order (eight interleaved partial
 // sums, a fixed reduction tree, then the tail), so results are

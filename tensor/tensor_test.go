@@ -79,7 +79,7 @@ func TestMatVecParallelBitwise(t *testing.T) {
 		t.Skip("GOMAXPROCS < 2: no pool")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	rows, cols := 1030, 260 // above ParallelThreshold, rows not a multiple of the chunk
+	rows, cols := 2050, 1030 // above ParallelThreshold, rows not a multiple of the chunk
 	if rows*cols < ParallelThreshold {
 		t.Fatalf("test shape %dx%d below threshold %d", rows, cols, ParallelThreshold)
 	}
@@ -96,7 +96,7 @@ func TestMatVecParallelBitwise(t *testing.T) {
 
 func TestMatVecConcurrentCallers(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	rows, cols := 600, 300
+	rows, cols := 1100, 2000 // parallel path
 	w, x := randVec(r, rows*cols), randVec(r, cols)
 	want := make([]float32, rows)
 	matVec(want, w, x, cols)
@@ -125,7 +125,7 @@ func TestMatVecConcurrentCallers(t *testing.T) {
 
 func TestMatVecNoAlloc(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	for _, sh := range [][2]int{{64, 64}, {1024, 512}} {
+	for _, sh := range [][2]int{{64, 64}, {2048, 1100}} {
 		rows, cols := sh[0], sh[1]
 		w, x, out := randVec(r, rows*cols), randVec(r, cols), make([]float32, rows)
 		MatVec(out, w, x, rows, cols) // start the pool
