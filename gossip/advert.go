@@ -51,6 +51,9 @@ type Advert struct {
 	// Lo and Hi are the served block span [Lo,Hi); both 0 if Model is "".
 	Lo int `json:"lo"`
 	Hi int `json:"hi"`
+	// Loading is true while the peer fetches and loads the span: others
+	// count it when they place themselves, but do not route through it.
+	Loading bool `json:"loading,omitempty"`
 	// Load is the current load (active sessions per core, or similar).
 	Load float64 `json:"load"`
 	// FreeKV is the number of free KV-cache tokens.
