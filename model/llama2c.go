@@ -55,6 +55,9 @@ func ReadLlama2C(r io.Reader) (*Model, error) {
 		return nil, fmt.Errorf("model: llama2.c header: %w", err)
 	}
 	want := Llama2CSize(cfg)
+	if want > math.MaxInt {
+		return nil, fmt.Errorf("%w: llama2.c checkpoint of %d bytes is too large for this platform", ErrConfig, want)
+	}
 	cr := &floatReader{r: r, off: llama2cHeaderSize}
 	if s, ok := r.(io.Seeker); ok {
 		sized, err := checkRemaining(s, want-llama2cHeaderSize)

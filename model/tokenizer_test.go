@@ -140,7 +140,7 @@ func TestDecodeRules(t *testing.T) {
 	if got := tk.Decode(5, 3+0xE9); got != "\xe9" {
 		t.Errorf("Decode(<0xE9>) = %q, want raw byte 0xE9", got)
 	}
-	for _, bad := range []int{-1, 512, 1 << 40} {
+	for _, bad := range []int{-1, 512, math.MaxInt} {
 		if got := tk.Decode(5, bad); got != "" {
 			t.Errorf("Decode(%d) = %q, want empty", bad, got)
 		}
