@@ -73,7 +73,8 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 	if err := req.Validate(); err != nil {
 		return st, err
 	}
-	m, tok := s.cfg.Model, s.cfg.Tokenizer
+	sv := s.cur.Load()
+	m, tok := sv.m, s.cfg.Tokenizer
 	if req.Model != "" && req.Model != s.cfg.ModelID {
 		return st, fmt.Errorf("%w: model %s is not served by this peer (it fronts %s)", ErrModel, req.Model, s.cfg.ModelID)
 	}
@@ -91,12 +92,12 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 	}
 	st.PromptTokens = len(prompt)
 
-	chain, err := Plan(s.servers(), cfg.NLayers, s.cfg.Transport.Self())
+	chain, err := Plan(s.servers(sv), cfg.NLayers, s.cfg.Transport.Self())
 	if err != nil {
 		return st, fmt.Errorf("%w (model %s)", err, s.cfg.ModelID)
 	}
 	st.Chain = chain
-	sess, err := s.open(ctx, chain)
+	sess, err := s.open(ctx, sv, chain)
 	if err != nil {
 		return st, err
 	}
@@ -160,18 +161,18 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 
 // servers returns the planner's view of the mesh, with this peer's own
 // span in it even before its first advert has been seen.
-func (s *Service) servers() []Server {
-	all := s.cfg.Servers(s.cfg.ModelID)
+func (s *Service) servers(sv *serving) []Server {
 	self := s.cfg.Transport.Self()
-	if s.cfg.Lo == s.cfg.Hi {
-		return all
-	}
-	for _, sv := range all {
-		if sv.Peer == self {
-			return all
+	var out []Server
+	for _, srv := range s.cfg.Servers(s.cfg.ModelID) {
+		if srv.Peer != self { // our own advert may be older than our span
+			out = append(out, srv)
 		}
 	}
-	return append(all, Server{Peer: self, Lo: s.cfg.Lo, Hi: s.cfg.Hi})
+	if sv.lo == sv.hi {
+		return out
+	}
+	return append(out, Server{Peer: self, Lo: sv.lo, Hi: sv.hi})
 }
 
 // pending is an entry session waiting for results from its last hop.
@@ -246,6 +247,7 @@ func (s *Service) receive(c *conn, remote, id string) {
 // first, then a stream to the first remote hop.
 type entrySession struct {
 	s       *Service
+	m       *model.Model
 	local   *model.State // the entry's own leading blocks, or nil
 	remote  bool
 	rw      io.ReadWriteCloser
@@ -257,11 +259,11 @@ type entrySession struct {
 }
 
 // open builds the chain for one request.
-func (s *Service) open(ctx context.Context, chain []Hop) (*entrySession, error) {
+func (s *Service) open(ctx context.Context, sv *serving, chain []Hop) (*entrySession, error) {
 	self := s.cfg.Transport.Self()
-	es := &entrySession{s: s, timeout: s.cfg.StepTimeout}
+	es := &entrySession{s: s, m: sv.m, timeout: s.cfg.StepTimeout}
 	if chain[0].Peer == self {
-		es.local = s.cfg.Model.NewState(chain[0].Lo, chain[0].Hi)
+		es.local = sv.m.NewState(chain[0].Lo, chain[0].Hi)
 		chain = chain[1:]
 	}
 	if len(chain) == 0 {
@@ -323,7 +325,7 @@ func (s *Service) open(ctx context.Context, chain []Hop) (*entrySession, error) 
 // forward runs tokens at positions pos.. through the whole chain and
 // returns the final activation of the last position.
 func (es *entrySession) forward(ctx context.Context, tokens []int, pos int) ([]float32, error) {
-	m := es.s.cfg.Model
+	m := es.m
 	dim := m.Config.Dim
 	if need := len(tokens) * dim; cap(es.xs) < need {
 		es.xs = make([]float32, need)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/strata-mesh/strata/model"
 )
 
 // HandleStream serves one inbound stream of ProtocolID from peer remote:
@@ -67,9 +69,10 @@ func (s *Service) serve(up *conn, remote string, m *openMsg) {
 		s.refuse(up, remote, err)
 		return
 	}
-	if m.Model != s.cfg.ModelID || m.Lo < s.cfg.Lo || m.Hi > s.cfg.Hi {
+	sv := s.cur.Load()
+	if m.Model != s.cfg.ModelID || m.Lo < sv.lo || m.Hi > sv.hi {
 		s.refuse(up, remote, fmt.Errorf("infer: asked for blocks %d:%d of model %s; this peer serves blocks %d:%d of model %s",
-			m.Lo, m.Hi, m.Model, s.cfg.Lo, s.cfg.Hi, s.cfg.ModelID))
+			m.Lo, m.Hi, m.Model, sv.lo, sv.hi, s.cfg.ModelID))
 		return
 	}
 	if !s.admit() {
@@ -97,7 +100,7 @@ func (s *Service) serve(up *conn, remote string, m *openMsg) {
 			s.relayErrors(down.c, up, &upMu)
 		}()
 	}
-	err = s.run(up, down, m)
+	err = s.run(up, down, m, sv.m)
 	down.close()
 	wg.Wait()
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -165,10 +168,10 @@ func (s *Service) relayErrors(down, up *conn, mu *sync.Mutex) {
 }
 
 // run processes step frames until the upstream closes the session.
-func (s *Service) run(up *conn, down *hopLink, m *openMsg) error {
-	cfg := s.cfg.Model.Config
+func (s *Service) run(up *conn, down *hopLink, m *openMsg, weights *model.Model) error {
+	cfg := weights.Config
 	dim := cfg.Dim
-	st := s.cfg.Model.NewState(m.Lo, m.Hi)
+	st := weights.NewState(m.Lo, m.Hi)
 	if err := up.write(frameAck, nil); err != nil {
 		return err
 	}
@@ -192,7 +195,7 @@ func (s *Service) run(up *conn, down *hopLink, m *openMsg) error {
 			return fmt.Errorf("%w: step at position %d but only %d positions are cached", ErrProtocol, pos, filled)
 		}
 		for i := 0; i < n; i++ {
-			s.cfg.Model.Forward(st, xs[i*dim:(i+1)*dim], pos+i)
+			weights.Forward(st, xs[i*dim:(i+1)*dim], pos+i)
 		}
 		filled = pos + n
 		last := xs[(n-1)*dim:]

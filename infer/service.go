@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-mesh/strata/model"
@@ -82,8 +83,17 @@ type Service struct {
 	log   *slog.Logger
 	slots chan struct{} // one token per admitted session
 
+	cur atomic.Pointer[serving] // the weights and span served now
+
 	mu      sync.Mutex
 	pending map[string]*pending // entry sessions awaiting results, by session id
+}
+
+// serving is a span of loaded blocks. Sessions keep the serving they
+// started with, so SetServing never disturbs a running session.
+type serving struct {
+	m      *model.Model
+	lo, hi int
 }
 
 // New returns a Service for cfg.
@@ -109,16 +119,42 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Servers == nil {
 		cfg.Servers = func(string) []Server { return nil }
 	}
-	return &Service{
+	s := &Service{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		slots:   make(chan struct{}, cfg.MaxSessions),
 		pending: make(map[string]*pending),
-	}, nil
+	}
+	s.cur.Store(&serving{cfg.Model, cfg.Lo, cfg.Hi})
+	return s, nil
+}
+
+// SetServing switches the served span to blocks [lo, hi) of m, which must
+// be the same model (the same config and head) with those blocks loaded.
+// Sessions already running finish on the span they started with.
+func (s *Service) SetServing(m *model.Model, lo, hi int) error {
+	if m.Config != s.cfg.Model.Config {
+		return errors.New("infer: SetServing with a different model")
+	}
+	if lo != hi {
+		if err := m.CheckSpan(lo, hi); err != nil {
+			return fmt.Errorf("infer: served span: %w", err)
+		}
+	}
+	if m.Head == nil {
+		m2 := *m
+		m2.Head = s.cfg.Model.Head
+		m = &m2
+	}
+	s.cur.Store(&serving{m, lo, hi})
+	return nil
 }
 
 // Serving reports the block span this peer serves.
-func (s *Service) Serving() (lo, hi int) { return s.cfg.Lo, s.cfg.Hi }
+func (s *Service) Serving() (lo, hi int) {
+	sv := s.cur.Load()
+	return sv.lo, sv.hi
+}
 
 // Layers is the number of blocks of the model.
 func (s *Service) Layers() int { return s.cfg.Model.Config.NLayers }
