@@ -9,13 +9,14 @@ import (
 	"testing"
 )
 
-// refDir locates the reference checkpoint folder beside the module root,
-// or skips the test.
-func refDir(t testing.TB) string {
-	t.Helper()
+// refPath returns the reference checkpoint folder, which lives beside the
+// module root as shared/models/stories260K: the directory above the first
+// directory holding go.mod, walking up from the test's working directory.
+// ok is false if it is not there.
+func refPath() (p string, ok bool) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", false
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
@@ -23,13 +24,23 @@ func refDir(t testing.TB) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("module root (go.mod) not found above the test directory")
+			return "", false
 		}
 		dir = parent
 	}
-	p := filepath.Join(dir, "..", "shared", "models", "stories260K")
+	p = filepath.Join(dir, "..", "shared", "models", "stories260K")
 	if _, err := os.Stat(filepath.Join(p, "stories260K.bin")); err != nil {
-		t.Skipf("reference checkpoint not found at %s; it lives beside the module as shared/models/stories260K", p)
+		return p, false
+	}
+	return p, true
+}
+
+// refDir returns refPath or skips the test.
+func refDir(t testing.TB) string {
+	t.Helper()
+	p, ok := refPath()
+	if !ok {
+		t.Skipf("reference checkpoint not found at %q; it lives beside the module as shared/models/stories260K", p)
 	}
 	return p
 }
