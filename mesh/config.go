@@ -14,12 +14,27 @@ import (
 
 // Defaults applied by New for zero Config fields.
 const (
-	DefaultConnLow       = 64
-	DefaultConnHigh      = 128
-	DefaultConnGrace     = 30 * time.Second
-	DefaultRetryMin      = time.Second
-	DefaultRetryMax      = time.Minute
-	DefaultDialTimeout   = 15 * time.Second
+	DefaultConnLow     = 64
+	DefaultConnHigh    = 128
+	DefaultConnGrace   = 30 * time.Second
+	DefaultRetryMin    = time.Second
+	DefaultRetryMax    = time.Minute
+	DefaultDialTimeout = 15 * time.Second
+	// DHTProtocolPrefix keeps the Kademlia DHT private to Strata: its
+	// protocol is /strata/kad/1.0.0, so nodes never talk to the public
+	// IPFS DHT, and no public bootstrap peers are ever configured.
+	DHTProtocolPrefix = "/strata"
+	// ProvideValidity is how long a node keeps a provider record it was
+	// given. It is a mesh-wide constant, not a setting, so that every
+	// node's ReprovideInterval can be checked against it.
+	ProvideValidity = time.Hour
+	// DefaultReprovideInterval is how often the mesh re-announces the CIDs
+	// passed to Provide.
+	DefaultReprovideInterval = 20 * time.Minute
+	// DefaultKeepInterval is how often the connection keeper looks for
+	// known peers to redial when the node has fewer than ConnLow
+	// connections.
+	DefaultKeepInterval  = 5 * time.Second
 	MDNSServiceName      = "strata"
 	maxProtocolLimits    = 64
 	maxBootstrapPeers    = 256
@@ -69,6 +84,18 @@ type Config struct {
 	PSK pnet.PSK
 	// UserAgent is announced over identify; empty means "strata".
 	UserAgent string
+	// NoDHT disables the private Kademlia DHT. The DHT is on by default
+	// and always runs in server mode; short-lived clients should set
+	// NoDHT so they never enter other nodes' routing tables. With NoDHT,
+	// Provide and FindProviders return ErrNoDHT.
+	NoDHT bool
+	// ReprovideInterval is how often CIDs given to Provide are announced
+	// again; zero means DefaultReprovideInterval. It must be below
+	// ProvideValidity.
+	ReprovideInterval time.Duration
+	// KeepInterval is how often known but disconnected peers are
+	// considered for redialling; zero means DefaultKeepInterval.
+	KeepInterval time.Duration
 }
 
 // Validate reports whether the config can be used; errors wrap
@@ -142,6 +169,12 @@ func (c *Config) Validate() error {
 	if rmin, rmax := c.retry(); rmin > rmax {
 		return bad("RetryMin %v above RetryMax %v", rmin, rmax)
 	}
+	if c.ReprovideInterval < 0 || c.KeepInterval < 0 {
+		return bad("negative interval")
+	}
+	if r := c.reprovide(); r >= ProvideValidity {
+		return bad("ReprovideInterval %v must be below ProvideValidity %v, or records expire before they are renewed", r, ProvideValidity)
+	}
 	if len(c.PSK) != 0 && len(c.PSK) != 32 {
 		return bad("PSK is %d bytes, want 32", len(c.PSK))
 	}
@@ -168,6 +201,20 @@ func (c *Config) retry() (time.Duration, time.Duration) {
 		rmax = max(DefaultRetryMax, rmin)
 	}
 	return rmin, rmax
+}
+
+func (c *Config) reprovide() time.Duration {
+	if c.ReprovideInterval == 0 {
+		return DefaultReprovideInterval
+	}
+	return c.ReprovideInterval
+}
+
+func (c *Config) keep() time.Duration {
+	if c.KeepInterval == 0 {
+		return DefaultKeepInterval
+	}
+	return c.KeepInterval
 }
 
 func isQUIC(m ma.Multiaddr) bool {

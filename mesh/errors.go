@@ -15,4 +15,12 @@ var (
 	ErrFrameTooLarge = errors.New("mesh: frame too large")
 	// ErrClosed means the Mesh has been closed.
 	ErrClosed = errors.New("mesh: closed")
+	// ErrNoDHT means the DHT is disabled (Config.NoDHT).
+	ErrNoDHT = errors.New("mesh: DHT disabled")
+	// ErrBadCID means a content id string could not be parsed.
+	ErrBadCID = errors.New("mesh: bad CID")
+	// ErrNoProviders means a DHT lookup found no peer holding a CID.
+	ErrNoProviders = errors.New("mesh: no providers found")
+	// ErrNoDHTPeers means the DHT has no peers to announce to yet.
+	ErrNoDHTPeers = errors.New("mesh: no DHT peers")
 )

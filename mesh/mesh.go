@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -27,6 +30,21 @@ type Mesh struct {
 	cm   *connmgr.BasicConnMgr
 	log  *slog.Logger
 	mdns mdns.Service
+	dht  *dht.IpfsDHT // nil with Config.NoDHT
+	keep network.Notifiee
+
+	rmin, rmax     time.Duration // redial backoff bounds
+	connLow        int
+	keepEvery      time.Duration
+	reprovideEvery time.Duration
+
+	kmu      sync.Mutex // guards known
+	known    map[peer.ID]*knownPeer
+	keepKick chan struct{}
+
+	pmu         sync.Mutex // guards provided
+	provided    map[cid.Cid]*provided
+	provideKick chan struct{}
 
 	ctx    context.Context // cancelled by Close; parent of background work
 	cancel context.CancelFunc
@@ -92,18 +110,37 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		return nil, errNoListen
 	}
 	bctx, cancel := context.WithCancel(ctx)
-	m := &Mesh{h: h, cm: cm, log: log, ctx: bctx, cancel: cancel}
+	rmin, rmax := cfg.retry()
+	m := &Mesh{
+		h: h, cm: cm, log: log, ctx: bctx, cancel: cancel,
+		rmin: rmin, rmax: rmax, connLow: low,
+		keepEvery: cfg.keep(), reprovideEvery: cfg.reprovide(),
+		known:    make(map[peer.ID]*knownPeer),
+		keepKick: make(chan struct{}, 1),
+		provided: make(map[cid.Cid]*provided), provideKick: make(chan struct{}, 1),
+	}
 	log.Info("mesh: host started", "peer", h.ID(), "addrs", h.Network().ListenAddresses())
 
-	rmin, rmax := cfg.retry()
+	var boot []peer.AddrInfo
 	for _, s := range cfg.Bootstrap {
 		info, _ := ParseAddr(s) // validated above
 		if info.ID == h.ID() {
 			log.Debug("mesh: skipping bootstrap address of this node", "addr", s)
 			continue
 		}
-		m.spawn(func() { m.bootstrap(info, rmin, rmax) })
+		boot = append(boot, info)
+		m.track(info.ID, info.Addrs, true)
 	}
+	if !cfg.NoDHT {
+		if m.dht, err = newDHT(m, boot); err != nil {
+			m.Close()
+			return nil, err
+		}
+		m.spawn(m.reprovideLoop)
+	}
+	m.keep = m.keepNotifee()
+	h.Network().Notify(m.keep)
+	m.spawn(m.keepLoop)
 	if cfg.MDNS {
 		svc := mdns.NewMdnsService(h, MDNSServiceName, notifee{m})
 		if err := svc.Start(); err != nil {
@@ -276,6 +313,14 @@ func (m *Mesh) Close() error {
 			}
 		}
 		m.wg.Wait()
+		if m.keep != nil {
+			m.h.Network().StopNotify(m.keep)
+		}
+		if m.dht != nil {
+			if err := m.dht.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("mesh: close DHT: %w", err))
+			}
+		}
 		if err := m.h.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("mesh: close host: %w", err))
 		}

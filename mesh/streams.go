@@ -11,7 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // StreamHandler serves one inbound stream of a protocol from the peer whose
@@ -43,21 +42,7 @@ func (m *Mesh) Open(ctx context.Context, peerID string, addrs []string, proto st
 	if id == m.h.ID() {
 		return nil, fmt.Errorf("mesh: cannot open a %s stream to this node itself", proto)
 	}
-	var known []ma.Multiaddr
-	for _, s := range addrs {
-		if len(known) == maxOpenAddrs {
-			break
-		}
-		a, err := parseMultiaddr(s)
-		if err != nil {
-			continue
-		}
-		tpt, owner := peer.SplitAddr(a)
-		if (owner != "" && owner != id) || len(tpt) == 0 {
-			continue
-		}
-		known = append(known, tpt)
-	}
+	known := addrsFor(id, addrs)
 	if len(known) > 0 {
 		m.h.Peerstore().AddAddrs(id, known, peerstore.TempAddrTTL)
 	}
