@@ -107,3 +107,89 @@ func TestInlinedExp(t *testing.T) {
 		}
 	}
 }
+
+// refSoftmax is llama2.c's softmax with expf taken as float32(math.Exp).
+func refSoftmax(x []float32) {
+	maxV := x[0]
+	for _, v := range x[1:] {
+		if v > maxV {
+			maxV = v
+		}
+	}
+	var sum float32
+	for i, v := range x {
+		x[i] = float32(math.Exp(float64(v - maxV)))
+		sum += x[i]
+	}
+	for i := range x {
+		x[i] /= sum
+	}
+}
+
+// TestSoftmaxKernelBitwise compares Softmax (vector exp kernel where
+// available) with the reference on many lengths and value ranges.
+func TestSoftmaxKernelBitwise(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for iter := range 3000 {
+		n := 1 + r.IntN(70)
+		scale := []float64{1, 10, 50, 300}[iter%4]
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32((r.Float64()*2 - 1) * scale)
+		}
+		if iter%7 == 0 {
+			x[r.IntN(n)] = float32(math.Inf(-1))
+		}
+		want := append([]float32(nil), x...)
+		refSoftmax(want)
+		got := append([]float32(nil), x...)
+		Softmax(got)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d scale=%v element %d (x=%v): got %v, want %v", n, scale, i, x[i], got[i], want[i])
+			}
+		}
+	}
+	// Non-finite inputs take the scalar path and behave like the reference.
+	for _, x := range [][]float32{
+		{1, float32(math.NaN()), 2, 3, 4},
+		{float32(math.Inf(1)), 1, 2, 3, 4},
+		{float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1))},
+	} {
+		want := append([]float32(nil), x...)
+		refSoftmax(want)
+		got := append([]float32(nil), x...)
+		Softmax(got)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+				t.Errorf("Softmax(%v)[%d] = %v, want %v", x, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// TestExpShiftSweep checks the vector kernel against Exp over a sweep of
+// every 97th float32 in [-110, 0] and shifted inputs.
+func TestExpShiftSweep(t *testing.T) {
+	var xs []float32
+	for bits := uint32(0); ; bits += 97 {
+		x := -math.Float32frombits(bits)
+		if x < -110 {
+			break
+		}
+		xs = append(xs, x)
+	}
+	for _, shift := range []float32{0, 3.25, -7.5} {
+		in := make([]float32, len(xs))
+		for i, x := range xs {
+			in[i] = x + shift // in - shift ≈ x ≤ 0 (rounding aside)
+		}
+		got := append([]float32(nil), in...)
+		expShift(got, shift)
+		for i, v := range in {
+			if want := Exp(v - shift); math.Float32bits(got[i]) != math.Float32bits(want) {
+				t.Fatalf("shift %v: e^(%v-%v) = %v, want %v", shift, v, shift, got[i], want)
+			}
+		}
+	}
+}

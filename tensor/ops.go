@@ -41,30 +41,26 @@ func Softmax(x []float32) {
 	if len(x) == 0 {
 		return
 	}
-	maxV := x[0]
+	maxV, nan := x[0], x[0] != x[0]
 	for _, v := range x[1:] {
 		if v > maxV {
 			maxV = v
 		}
+		nan = nan || v != v
 	}
 	var sum float32
-	for i, v := range x {
-		d := v - maxV
-		var e float32
-		if d >= -104 && d <= 89 {
-			// expCore, inlined by hand (the compiler will not).
-			xd := float64(d)
-			kf := xd * expScale
-			ki := int64(kf + math.Copysign(0.5, kf))
-			k := float64(ki)
-			r := float64(xd-float64(k*ln2Hi64)) - float64(k*ln2Lo64)
-			p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120)))))
-			e = float32(expTab[ki&63] * p * math.Float64frombits(uint64(ki>>6+1023)<<52))
-		} else {
-			e = Exp(d)
+	if !nan && !math.IsInf(float64(maxV), 0) {
+		// Every x[i]-maxV is in [-Inf, 0]: the vector kernel applies.
+		expShift(x, maxV)
+		for _, e := range x {
+			sum += e
 		}
-		x[i] = e
-		sum += e
+	} else {
+		for i, v := range x {
+			e := Exp(v - maxV)
+			x[i] = e
+			sum += e
+		}
 	}
 	for i := range x {
 		x[i] /= sum
