@@ -21,6 +21,15 @@ var (
 	// ErrCorrupt: the store holds a file under that CID whose bytes do not
 	// hash to it. It is never served; Put of the right bytes repairs it.
 	ErrCorrupt = errors.New("shards: stored object is corrupt")
+	// ErrProtocol: a peer broke the content protocol (malformed frame,
+	// wrong length, bytes that fail verification).
+	ErrProtocol = errors.New("shards: content protocol violation")
+	// ErrRange: a byte range outside the object.
+	ErrRange = errors.New("shards: range out of bounds")
+	// ErrUnavailable: no provider could deliver the object.
+	ErrUnavailable = errors.New("shards: object unavailable")
+	// ErrBusy: the object is already being fetched into this store.
+	ErrBusy = errors.New("shards: fetch already in progress")
 	// ErrTokenizer: an import was asked for without a usable tokenizer.
 	ErrTokenizer = errors.New("shards: tokenizer required")
 )

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -28,7 +29,24 @@ const staleTemp = time.Hour
 type Store struct {
 	dir     string
 	objects string
+	partial string
 	log     *slog.Logger
+
+	// writeFault, when set (tests only), is called before every write of
+	// object or partial-file bytes; an error it returns is treated as the
+	// write's error, simulating a full disk.
+	writeFault func() error
+
+	mu       sync.Mutex
+	verified map[string]stamp // objects hashed in full since they last changed
+	fetching map[string]bool  // CIDs with a fetch in progress into partial/
+	pinMu    sync.Mutex       // serialises pin-file updates and GC
+}
+
+// stamp identifies one version of an object file.
+type stamp struct {
+	size  int64
+	mtime time.Time
 }
 
 // Option configures a Store.
@@ -49,12 +67,21 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("shards: open store: empty directory name")
 	}
-	s := &Store{dir: dir, objects: filepath.Join(dir, "objects"), log: slog.New(slog.DiscardHandler)}
+	s := &Store{
+		dir:      dir,
+		objects:  filepath.Join(dir, "objects"),
+		partial:  filepath.Join(dir, "partial"),
+		log:      slog.New(slog.DiscardHandler),
+		verified: make(map[string]stamp),
+		fetching: make(map[string]bool),
+	}
 	for _, o := range opts {
 		o(s)
 	}
-	if err := os.MkdirAll(s.objects, 0o755); err != nil {
-		return nil, fmt.Errorf("shards: open store: %w", err)
+	for _, d := range []string{s.objects, s.partial} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("shards: open store: %w", err)
+		}
 	}
 	entries, err := os.ReadDir(s.objects)
 	if err != nil {
@@ -117,6 +144,9 @@ func (s *Store) write(c cid.Cid, data []byte) (err error) {
 			os.Remove(tmp)
 		}
 	}()
+	if err = s.fault(); err != nil {
+		return err
+	}
 	if _, err = f.Write(data); err != nil {
 		return err
 	}
@@ -130,6 +160,14 @@ func (s *Store) write(c cid.Cid, data []byte) (err error) {
 		return err
 	}
 	return syncDir(s.objects)
+}
+
+// fault returns the simulated write error, if any.
+func (s *Store) fault() error {
+	if s.writeFault != nil {
+		return s.writeFault()
+	}
+	return nil
 }
 
 // syncDir makes a rename in dir durable.
