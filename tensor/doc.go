@@ -18,9 +18,10 @@
 // (callers validate remote data before it reaches a kernel), so kernels
 // panic on it rather than return an error.
 //
-// The AVX2 MatVec kernel (amd64, chosen at run time) uses the same order
-// and plain multiplies and adds, so it is bitwise identical to the
-// portable Go kernel.
+// The AVX2 kernels (amd64, chosen at run time: MatVec, and the exponential
+// inside Softmax) perform the same operations in the same order with plain
+// multiplies and adds, so they are bitwise identical to the portable Go
+// code; tests compare the two.
 //
 // # Aliasing
 //
