@@ -17,7 +17,7 @@ import (
 
 var loopback = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 
-func newTestMesh(t *testing.T, cfg Config) *Mesh {
+func newTestMesh(t testing.TB, cfg Config) *Mesh {
 	t.Helper()
 	if cfg.Key == nil {
 		cfg.Key = testKey(t)
@@ -41,7 +41,7 @@ func newTestMesh(t *testing.T, cfg Config) *Mesh {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
