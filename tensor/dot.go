@@ -68,7 +68,7 @@ func MatVec(out, w, x []float32, rows, cols int) {
 		panic(fmt.Sprintf("tensor: MatVec shape mismatch: rows=%d cols=%d len(out)=%d len(w)=%d len(x)=%d",
 			rows, cols, len(out), len(w), len(x)))
 	}
-	if rows*cols >= ParallelThreshold && rows >= 2 && workers() > 1 {
+	if rows*cols >= parallelMin && rows >= 2 && workers() > 1 {
 		parallelMatVec(out, w, x, cols)
 		return
 	}

@@ -7,12 +7,17 @@ import (
 
 // ParallelThreshold is the matrix size (rows*cols weights) from which MatVec
 // splits rows across the worker pool. Below it, handing work to another
-// goroutine costs more than it saves: measured with BenchmarkMatVec against
-// BenchmarkMatVecSerial on a 2-core machine, 1024×1024 (cache-resident) ran
-// slower split (68µs vs 55µs) while 2048×2048 (340µs vs 365–436µs) and
-// 4096×4096 (1.65ms vs 2.75ms, memory-bound) ran faster. A 64×64 or 172×64
-// matrix always stays on the calling goroutine.
-const ParallelThreshold = 1 << 21
+// goroutine costs more than it saves. Measured with BenchmarkMatVec against
+// BenchmarkMatVecSerial on a busy 2-core machine: 1024×1024 (cache-resident)
+// ran slower split (56–68µs vs 51–55µs); 2048×2048 went either way between
+// runs (340–353µs vs 283–436µs); 4096×4096, memory-bound, ran clearly faster
+// (1.40–1.65ms vs 2.22–2.75ms). A 64×64 or 172×64 matrix always stays on
+// the calling goroutine.
+const ParallelThreshold = 1 << 23
+
+// parallelMin is ParallelThreshold; tests lower it to exercise the pool on
+// small matrices.
+var parallelMin = ParallelThreshold
 
 // job is one MatVec split across the pool. Jobs are recycled through the
 // freeJobs list so a parallel MatVec does not allocate (a sync.Pool would

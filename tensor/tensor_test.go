@@ -74,15 +74,20 @@ func TestMatVecMatchesDot(t *testing.T) {
 	}
 }
 
+// lowerParallelMin makes matrices of 1<<16 weights and more take the
+// parallel path; the returned function restores the threshold.
+func lowerParallelMin() func() {
+	parallelMin = 1 << 16
+	return func() { parallelMin = ParallelThreshold }
+}
+
 func TestMatVecParallelBitwise(t *testing.T) {
 	if workers() < 2 {
 		t.Skip("GOMAXPROCS < 2: no pool")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	rows, cols := 2050, 1030 // above ParallelThreshold, rows not a multiple of the chunk
-	if rows*cols < ParallelThreshold {
-		t.Fatalf("test shape %dx%d below threshold %d", rows, cols, ParallelThreshold)
-	}
+	defer lowerParallelMin()()
+	rows, cols := 1030, 260 // rows not a multiple of the chunk
 	w, x := randVec(r, rows*cols), randVec(r, cols)
 	par, ser := make([]float32, rows), make([]float32, rows)
 	MatVec(par, w, x, rows, cols)
@@ -96,7 +101,8 @@ func TestMatVecParallelBitwise(t *testing.T) {
 
 func TestMatVecConcurrentCallers(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	rows, cols := 1100, 2000 // parallel path
+	defer lowerParallelMin()()
+	rows, cols := 600, 300
 	w, x := randVec(r, rows*cols), randVec(r, cols)
 	want := make([]float32, rows)
 	matVec(want, w, x, cols)
@@ -124,8 +130,9 @@ func TestMatVecConcurrentCallers(t *testing.T) {
 }
 
 func TestMatVecNoAlloc(t *testing.T) {
+	defer lowerParallelMin()()
 	r := rand.New(rand.NewPCG(9, 10))
-	for _, sh := range [][2]int{{64, 64}, {2048, 1100}} {
+	for _, sh := range [][2]int{{64, 64}, {1024, 512}} {
 		rows, cols := sh[0], sh[1]
 		w, x, out := randVec(r, rows*cols), randVec(r, cols), make([]float32, rows)
 		MatVec(out, w, x, rows, cols) // start the pool
