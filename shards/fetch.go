@@ -242,6 +242,7 @@ type job struct {
 	failures []string
 	notFound int
 	stopped  bool
+	localErr error // first failure of this node's disk
 }
 
 // openJob opens or creates the partial file and counts the chunks that
@@ -324,6 +325,11 @@ func (j *job) run(ctx context.Context, providers []Provider) error {
 			if err := j.work(ctx, p); err != nil {
 				j.fail(p, err)
 				if errors.Is(err, errLocal) {
+					j.mu.Lock()
+					if j.localErr == nil {
+						j.localErr = err
+					}
+					j.mu.Unlock()
 					cancel()
 				}
 			}
@@ -338,10 +344,8 @@ func (j *job) run(ctx context.Context, providers []Provider) error {
 	if j.ndone == j.plan.n() {
 		return nil
 	}
-	for _, msg := range j.failures {
-		if strings.Contains(msg, errLocal.Error()) {
-			return fmt.Errorf("%w: %s", errLocal, msg)
-		}
+	if j.localErr != nil {
+		return j.localErr
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted after %d of %d chunks: %w", j.ndone, j.plan.n(), err)
