@@ -35,13 +35,15 @@ func TestConfigValidate(t *testing.T) {
 		"dup protocol": func(c *Config) {
 			c.Protocols = []ProtocolLimit{{ID: "/x/1", StreamsInbound: 1, Memory: 1}, {ID: "/x/1", StreamsInbound: 1, Memory: 1}}
 		},
-		"zero streams":  func(c *Config) { c.Protocols = []ProtocolLimit{{ID: "/x/1", Memory: 1}} },
-		"zero memory":   func(c *Config) { c.Protocols = []ProtocolLimit{{ID: "/x/1", StreamsInbound: 1}} },
-		"empty proto":   func(c *Config) { c.Protocols = []ProtocolLimit{{StreamsInbound: 1, Memory: 1}} },
-		"low above hi":  func(c *Config) { c.ConnLow, c.ConnHigh = 10, 5 },
-		"retry min>max": func(c *Config) { c.RetryMin, c.RetryMax = 10, 5 },
-		"short psk":     func(c *Config) { c.Listen = c.Listen[:1]; c.PSK = make([]byte, 5) },
-		"psk with quic": func(c *Config) { c.PSK = make([]byte, 32) },
+		"zero streams":       func(c *Config) { c.Protocols = []ProtocolLimit{{ID: "/x/1", Memory: 1}} },
+		"zero memory":        func(c *Config) { c.Protocols = []ProtocolLimit{{ID: "/x/1", StreamsInbound: 1}} },
+		"empty proto":        func(c *Config) { c.Protocols = []ProtocolLimit{{StreamsInbound: 1, Memory: 1}} },
+		"low above hi":       func(c *Config) { c.ConnLow, c.ConnHigh = 10, 5 },
+		"retry min>max":      func(c *Config) { c.RetryMin, c.RetryMax = 10, 5 },
+		"short psk":          func(c *Config) { c.Listen = c.Listen[:1]; c.PSK = make([]byte, 5) },
+		"psk with quic":      func(c *Config) { c.PSK = make([]byte, 32) },
+		"reprovide too long": func(c *Config) { c.ReprovideInterval = ProvideValidity },
+		"negative keep":      func(c *Config) { c.KeepInterval = -1 },
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {

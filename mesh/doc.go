@@ -13,10 +13,28 @@
 //     limits include the per-protocol limits in Config.Protocols, and a
 //     connection manager trimming between ConnLow and ConnHigh connections.
 //     Peers marked with Protect are never trimmed.
-//   - Bootstrap peers are dialled in the background, one owned goroutine per
-//     peer, retrying with capped exponential backoff until connected. mDNS
-//     (service name "strata") connects to every peer it finds. Close stops all
-//     of these goroutines, waits for them, and then closes the host.
+//   - A connection keeper (one owned goroutine) keeps every bootstrap peer
+//     connected for the Mesh's whole life: it dials at start and again
+//     whenever the last connection to one drops, with per-peer exponential
+//     backoff from RetryMin to RetryMax, jittered to [d/2, d]. Peers learned
+//     through ConnectAddrs (gossip adverts), mDNS or the DHT routing table
+//     are redialled the same way while the node has fewer than ConnLow
+//     connections (dialling beyond it would only feed the connection
+//     manager's trimming); a learned peer failing 8 dials in a row is
+//     forgotten, a bootstrap peer never is. mDNS (service name "strata")
+//     connects to every peer it finds. Close stops all of these goroutines,
+//     waits for them, closes the DHT and then closes the host.
+//   - Unless Config.NoDHT, a private Kademlia DHT runs in server mode under
+//     protocol /strata/kad/1.0.0; it never uses the public IPFS DHT or its
+//     bootstrap peers, and its routing table is seeded from the mesh's
+//     connections and Config.Bootstrap. Provide announces a CID and
+//     registers it: the mesh itself re-announces registered CIDs every
+//     ReprovideInterval (default 20 min; records live ProvideValidity, 1 h,
+//     on other nodes), and retries failed announcements with backoff until
+//     Unprovide or Close, so callers call Provide once per CID.
+//     FindProviders never returns this node, returns at most max
+//     providers with transport addresses (no /p2p/ suffix, at most 32), and
+//     is bounded by ctx (one minute if ctx has no deadline).
 //   - Addrs reports only addresses the host actually listens on (unspecified
 //     addresses expanded to interface addresses), each ending in /p2p/<id>.
 //   - Handle and Open keep libp2p types inside this package: protocols above
