@@ -22,16 +22,28 @@ type Config struct {
 	// Model is the CID of the model to serve; empty means the only model
 	// in the repo, or none if the repo holds no model.
 	Model string
-	// Blocks is the block span to serve, "LO:HI"; empty means all blocks.
+	// Blocks is the block span to serve, "LO:HI"; "auto" lets the node
+	// place itself where the mesh needs it and move later; empty means
+	// all blocks.
 	Blocks string
+	// MaxBlocks caps how many blocks an auto-placed node holds (default:
+	// as many as half the free memory fits).
+	MaxBlocks int
+	// FetchTimeout bounds the search for and fetch of one object (default 2m).
+	FetchTimeout time.Duration
+	// RecheckEvery is the period of placement re-checks (default 5s).
+	RecheckEvery time.Duration
 	// AdvertEvery is the period of capacity adverts (default 2s).
 	AdvertEvery time.Duration
-	// PeerTTL expires peers silent for this long (default 15s, at least
-	// three advert periods).
+	// PeerTTL expires peers silent for this long (default five advert
+	// periods).
 	PeerTTL time.Duration
 	// StepTimeout bounds the wait for one hop (default 30s).
 	StepTimeout time.Duration
-	Logger      *slog.Logger
+	// Progress, if set, receives fetch progress (a terminal's progress
+	// bar); otherwise progress goes to the log.
+	Progress func(what string, done, total int64)
+	Logger   *slog.Logger
 }
 
 // Validate reports whether c is usable.
@@ -45,12 +57,33 @@ func (c *Config) Validate() error {
 	if c.Blocks != "" && c.Model == "" {
 		return errors.New("node: --blocks needs --model")
 	}
-	if c.Blocks != "" {
+	if c.Blocks != "" && c.Blocks != "auto" {
 		if _, _, err := ParseBlocks(c.Blocks, 1<<20); err != nil {
 			return err
 		}
 	}
+	if c.MaxBlocks < 0 {
+		return fmt.Errorf("node: negative --max-blocks %d", c.MaxBlocks)
+	}
 	return nil
+}
+
+func (c *Config) defaults() {
+	if c.AdvertEvery <= 0 {
+		c.AdvertEvery = 2 * time.Second
+	}
+	if c.PeerTTL <= 0 {
+		c.PeerTTL = 5 * c.AdvertEvery
+	}
+	if c.FetchTimeout <= 0 {
+		c.FetchTimeout = 2 * time.Minute
+	}
+	if c.RecheckEvery <= 0 {
+		c.RecheckEvery = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // ParseBlocks parses a span "LO:HI" (half-open) for a model of n blocks.

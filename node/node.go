@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -28,15 +29,24 @@ const IdentityFile = "identity.key"
 
 // Node is one running Strata node.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	store  *shards.Store
-	mesh   *mesh.Mesh
-	gossip *gossip.Gossip
-	infer  *infer.Service // nil when the node serves no model
+	cfg     Config
+	log     *slog.Logger
+	store   *shards.Store
+	mesh    *mesh.Mesh
+	gossip  *gossip.Gossip
+	fetcher *shards.Fetcher
+	rng     *rand.Rand // placement jitter; used by the placement goroutine only
 
-	modelID  string
-	lo, hi   int
+	// Set once the model is resolved, then read-only.
+	modelID string
+	man     *shards.Manifest
+	head    *model.Model // config, head and no blocks
+	tok     *model.Tokenizer
+
+	mu       sync.Mutex
+	infer    *infer.Service // nil until blocks are served
+	span     infer.Span     // blocks served
+	loading  infer.Span     // blocks being fetched before the first span is served
 	capacity Capacity
 
 	cancel context.CancelFunc
@@ -44,25 +54,19 @@ type Node struct {
 	once   sync.Once
 }
 
-// Start opens the repo, loads the model span, joins the mesh and starts
-// advertising. It returns once the node is serving; Close stops it.
+// Start opens the repo, joins the mesh, resolves the model (fetching its
+// manifest, head and blocks from peers when the repo lacks them), starts
+// serving its span and advertising. It returns once the node serves; Close
+// stops it.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.AdvertEvery <= 0 {
-		cfg.AdvertEvery = 2 * time.Second
-	}
-	if cfg.PeerTTL <= 0 {
-		cfg.PeerTTL = max(15*time.Second, 3*cfg.AdvertEvery)
-	}
+	cfg.defaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	n := &Node{cfg: cfg, log: log}
 
-	store, err := shards.Open(cfg.Repo)
+	store, err := shards.Open(cfg.Repo, shards.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}
@@ -71,12 +75,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, tok, err := n.load()
-	if err != nil {
-		return nil, err
-	}
-	n.capacity = Measure(m, n.lo, n.hi)
-
 	ctx, cancel := context.WithCancel(ctx)
 	n.cancel = cancel
 	n.mesh, err = mesh.New(ctx, mesh.Config{
@@ -84,89 +82,241 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Protocols: []mesh.ProtocolLimit{
 			{ID: infer.ProtocolID, StreamsInbound: 1024, StreamsOutbound: 1024, Memory: 1 << 30},
 			{ID: infer.GenerateProtocolID, StreamsInbound: 256, StreamsOutbound: 64, Memory: 256 << 20},
+			{ID: shards.ContentProtocol, StreamsInbound: 256, StreamsOutbound: 256, Memory: 512 << 20},
 		},
 	})
 	if err != nil {
 		cancel()
 		return nil, err
 	}
+	n.rng = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), seedOf(n.mesh.ID().String())))
+	n.mesh.Handle(shards.ContentProtocol, store.ServeContent)
+	n.fetcher = &shards.Fetcher{Store: store, Opener: n.mesh, Logger: log}
 	n.gossip, err = gossip.New(ctx, n.mesh.Host(), gossip.Config{Logger: log, TTL: cfg.PeerTTL})
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
-	if m != nil {
-		n.infer, err = infer.New(infer.Config{
-			ModelID: n.modelID, Model: m, Tokenizer: tok, Lo: n.lo, Hi: n.hi,
-			Transport: transport{n.mesh}, Servers: n.servers, StepTimeout: cfg.StepTimeout, Logger: log,
-		})
-		if err != nil {
+	n.capacity = Measure(nil, 0, 0)
+	n.wg.Add(1)
+	go n.advertise(ctx)
+
+	if err := n.resolve(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if n.man != nil {
+		if err := n.initialSpan(ctx); err != nil {
 			n.Close()
 			return nil, err
 		}
-		n.mesh.Handle(infer.ProtocolID, n.infer.HandleStream)
-		n.mesh.Handle(infer.GenerateProtocolID, n.infer.HandleClient)
+		if n.cfg.Blocks == "auto" {
+			n.wg.Add(1)
+			go n.replace(ctx)
+		}
+		n.announce(ctx)
 	}
-	n.wg.Add(1)
-	go n.advertise(ctx)
-	log.Info("node: started", "peer", n.mesh.ID(), "model", n.modelID, "blocks", fmt.Sprintf("%d:%d", n.lo, n.hi),
+	n.publish(ctx)
+	n.mu.Lock()
+	lo, hi := n.span.Lo, n.span.Hi
+	n.mu.Unlock()
+	log.Info("node: started", "peer", n.mesh.ID(), "model", n.modelID, "blocks", fmt.Sprintf("%d:%d", lo, hi),
 		"gflops", fmt.Sprintf("%.2f", n.capacity.GFLOPS), "addrs", n.Addrs())
 	return n, nil
 }
 
-// load reads the model named by the config (or the repo's only model) and
-// the blocks to serve.
-func (n *Node) load() (*model.Model, *model.Tokenizer, error) {
+// resolve finds the model to serve and makes sure the repo holds its
+// manifest, head and tokenizer.
+func (n *Node) resolve(ctx context.Context) error {
 	id := n.cfg.Model
 	if id == "" {
 		ids, err := models(n.store)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		switch len(ids) {
 		case 0:
-			n.log.Info("node: repo holds no model; joining the mesh without serving")
-			return nil, nil, nil
+			n.log.Info("node: repo holds no model and none was given; joining the mesh without serving")
+			return nil
 		case 1:
 			id = ids[0].String()
 		default:
-			return nil, nil, fmt.Errorf("node: repo holds %d models; choose one with --model", len(ids))
+			return fmt.Errorf("node: repo holds %d models; choose one with --model", len(ids))
 		}
 	}
-	c, err := cid.Decode(id)
+	c, err := shards.ParseCID(id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("node: model id %q is not a CID: %w", id, err)
+		return fmt.Errorf("node: model id %q is not a CID: %w", id, err)
+	}
+	n.modelID = c.String()
+	if !n.store.Has(c) {
+		if _, err := n.fetch(ctx, "manifest", c, func(provs []shards.Provider) error {
+			_, err := n.fetcher.FetchManifest(ctx, c, provs)
+			return err
+		}, -1); err != nil {
+			return err
+		}
 	}
 	man, err := shards.LoadManifest(n.store, c)
 	if err != nil {
-		return nil, nil, fmt.Errorf("node: model %s: %w", id, err)
+		return fmt.Errorf("node: model %s: %w", id, err)
 	}
-	lo, hi := 0, man.Config.NLayers
-	if n.cfg.Blocks != "" {
-		if lo, hi, err = ParseBlocks(n.cfg.Blocks, man.Config.NLayers); err != nil {
-			return nil, nil, err
+	n.man = man
+	if !n.store.Has(man.Head.CID) {
+		if _, err := n.fetch(ctx, "head", man.Head.CID, func(provs []shards.Provider) error {
+			return n.fetcher.FetchRef(ctx, man, man.Head, provs, n.progress("head", man.Head.Size))
+		}, -1); err != nil {
+			return err
 		}
 	}
-	m, tok, _, err := shards.Load(n.store, c, lo, hi, true)
+	head, tok, _, err := shards.Load(n.store, c, 0, 0, true)
 	if err != nil {
-		return nil, nil, fmt.Errorf("node: loading blocks %d:%d of model %s: %w", lo, hi, id, err)
+		return fmt.Errorf("node: model %s: %w", id, err)
 	}
-	n.modelID, n.lo, n.hi = c.String(), lo, hi
-	return m, tok, nil
+	n.head, n.tok = head, tok
+	for _, o := range []cid.Cid{c, man.Head.CID} {
+		if err := n.store.Pin(o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// advertise publishes this node's capacity advert now and every period,
-// and expires silent peers, until ctx ends.
+// fetch runs get with the providers of object c (block index b, or -1 for
+// the manifest and head), waiting for providers to appear until
+// FetchTimeout. It retries when a round of providers fails.
+func (n *Node) fetch(ctx context.Context, what string, c cid.Cid, get func([]shards.Provider) error, b int) ([]shards.Provider, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
+	defer cancel()
+	var last error
+	for {
+		provs := n.providers(ctx, c, b)
+		if len(provs) > 0 {
+			if last = get(provs); last == nil {
+				return provs, nil
+			}
+			n.log.Warn("node: fetch failed; retrying", "object", what, "cid", c, "err", last)
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				last = errors.New("no peer provides it")
+			}
+			return nil, fmt.Errorf("node: %s %s of model %s not fetched within %s: %w; is a node serving it?",
+				what, c, n.modelID, n.cfg.FetchTimeout, last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// providers lists peers that should hold object c: servers of the model
+// from the peer table (for block b, those whose span holds it) and
+// providers found in the DHT.
+func (n *Node) providers(ctx context.Context, c cid.Cid, b int) []shards.Provider {
+	self := n.mesh.ID().String()
+	seen := map[string]bool{self: true}
+	var out []shards.Provider
+	for _, a := range n.gossip.Table().Servers(n.modelID) {
+		id := a.Peer.String()
+		if seen[id] || a.Loading || (b >= 0 && (b < a.Lo || b >= a.Hi)) {
+			continue
+		}
+		seen[id] = true
+		out = append(out, shards.Provider{Peer: id, Addrs: a.Addrs})
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	found, err := n.mesh.FindProviders(dctx, c.String(), 16)
+	if err != nil && ctx.Err() == nil {
+		n.log.Debug("node: DHT lookup", "cid", c, "err", err)
+	}
+	for _, p := range found {
+		if !seen[p.Peer] {
+			seen[p.Peer] = true
+			out = append(out, shards.Provider{Peer: p.Peer, Addrs: p.Addrs})
+		}
+	}
+	return out
+}
+
+// progress reports a fetch's progress to Config.Progress, or logs it at
+// most every two seconds.
+func (n *Node) progress(what string, size int64) func(done, total int64) {
+	if p := n.cfg.Progress; p != nil {
+		return func(done, total int64) { p(what, done, total) }
+	}
+	var last time.Time
+	return func(done, total int64) {
+		if now := time.Now(); now.Sub(last) > 2*time.Second || done == total {
+			last = now
+			n.log.Info("node: fetching", "object", what, "done", done, "total", total)
+		}
+	}
+}
+
+// loadSpan fetches the blocks of sp the repo lacks, loads them and serves
+// them.
+func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
+	man := n.man
+	for b := sp.Lo; b < sp.Hi; b++ {
+		ref := man.Blocks[b]
+		if n.store.Has(ref.CID) {
+			continue
+		}
+		what := fmt.Sprintf("block %d", b)
+		if _, err := n.fetch(ctx, what, ref.CID, func(provs []shards.Provider) error {
+			return n.fetcher.FetchRef(ctx, man, ref, provs, n.progress(what, ref.Size))
+		}, b); err != nil {
+			return err
+		}
+	}
+	c, _ := shards.ParseCID(n.modelID)
+	loaded, _, _, err := shards.Load(n.store, c, sp.Lo, sp.Hi, false)
+	if err != nil {
+		return fmt.Errorf("node: loading blocks %d:%d of model %s: %w", sp.Lo, sp.Hi, n.modelID, err)
+	}
+	for b := sp.Lo; b < sp.Hi; b++ {
+		if err := n.store.Pin(man.Blocks[b].CID); err != nil {
+			return err
+		}
+	}
+	m := &model.Model{Config: man.Config, Head: n.head.Head, Blocks: loaded.Blocks}
+	capacity := Measure(m, sp.Lo, sp.Hi)
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.infer == nil {
+		svc, err := infer.New(infer.Config{
+			ModelID: n.modelID, Model: m, Tokenizer: n.tok, Lo: sp.Lo, Hi: sp.Hi,
+			Transport: transport{n.mesh}, Servers: n.servers, StepTimeout: n.cfg.StepTimeout, Logger: n.log,
+		})
+		if err != nil {
+			return err
+		}
+		n.infer = svc
+		n.mesh.Handle(infer.ProtocolID, svc.HandleStream)
+		n.mesh.Handle(infer.GenerateProtocolID, svc.HandleClient)
+	} else if err := n.infer.SetServing(m, sp.Lo, sp.Hi); err != nil {
+		return err
+	}
+	n.span, n.loading, n.capacity = sp, infer.Span{}, capacity
+	n.log.Info("node: serving", "model", n.modelID, "blocks", fmt.Sprintf("%d:%d", sp.Lo, sp.Hi))
+	return nil
+}
+
+// advertise publishes this node's capacity advert every period, and
+// expires silent peers, until ctx ends.
 func (n *Node) advertise(ctx context.Context) {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.AdvertEvery)
 	defer t.Stop()
-	for {
-		if err := n.gossip.Publish(ctx, n.advert()); err != nil && ctx.Err() == nil {
-			n.log.Warn("node: publishing advert", "err", err)
-		}
+	for tick := 0; ; tick++ {
+		n.publish(ctx)
 		for _, p := range n.gossip.Table().Expire(time.Now()) {
 			n.log.Info("node: peer expired", "peer", p)
+		}
+		if tick%5 == 0 {
+			n.keepConnected(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -176,7 +326,28 @@ func (n *Node) advertise(ctx context.Context) {
 	}
 }
 
+func (n *Node) publish(ctx context.Context) {
+	if err := n.gossip.Publish(ctx, n.advert()); err != nil && ctx.Err() == nil {
+		n.log.Warn("node: publishing advert", "err", err)
+	}
+}
+
+// keepConnected dials peers known from adverts, so the mesh stays whole
+// when a bootstrap peer leaves.
+func (n *Node) keepConnected(ctx context.Context) {
+	self := n.mesh.ID().String()
+	for _, a := range n.gossip.Table().All() {
+		if id := a.Peer.String(); id != self {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_ = n.mesh.ConnectAddrs(cctx, id, a.Addrs)
+			cancel()
+		}
+	}
+}
+
 func (n *Node) advert() gossip.Advert {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	a := gossip.Advert{
 		Addrs:       n.mesh.AddrStrings(),
 		Cores:       runtime.NumCPU(),
@@ -185,17 +356,24 @@ func (n *Node) advert() gossip.Advert {
 		BlockMillis: n.capacity.BlockMillis,
 		Version:     Version,
 	}
-	if n.infer != nil && n.hi > n.lo {
-		a.Model, a.Lo, a.Hi = n.modelID, n.lo, n.hi
+	switch {
+	case n.span.Hi > n.span.Lo:
+		a.Model, a.Lo, a.Hi = n.modelID, n.span.Lo, n.span.Hi
 		a.Load = float64(n.infer.Sessions()) / 64
+	case n.loading.Hi > n.loading.Lo:
+		a.Model, a.Lo, a.Hi, a.Loading = n.modelID, n.loading.Lo, n.loading.Hi, true
 	}
 	return a
 }
 
-// servers turns the peer table into the planner's view of a model's servers.
+// servers turns the peer table into the planner's view of a model's
+// servers; peers still loading are left out.
 func (n *Node) servers(modelID string) []infer.Server {
 	var out []infer.Server
 	for _, a := range n.gossip.Table().Servers(modelID) {
+		if a.Loading {
+			continue
+		}
 		out = append(out, infer.Server{
 			Peer: a.Peer.String(), Addrs: a.Addrs, Lo: a.Lo, Hi: a.Hi,
 			BlockMillis: a.BlockMillis, Load: a.Load,
@@ -214,29 +392,36 @@ func (n *Node) Addrs() []string { return n.mesh.AddrStrings() }
 func (n *Node) Model() string { return n.modelID }
 
 // Blocks is the served block span.
-func (n *Node) Blocks() (lo, hi int) { return n.lo, n.hi }
+func (n *Node) Blocks() (lo, hi int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.span.Lo, n.span.Hi
+}
 
 // Peers is the number of peers in the peer table, this node included.
-func (n *Node) Peers() int { return len(n.gossip.Table().All()) }
+func (n *Node) Peers() int { return n.gossip.Table().Len() }
 
 // Covered reports whether the peer table shows servers for every block of
 // the node's model.
 func (n *Node) Covered() bool {
-	if n.infer == nil {
+	if n.man == nil {
 		return false
 	}
-	return len(infer.Missing(n.servers(n.modelID), n.infer.Layers())) == 0
+	return len(infer.Missing(n.servers(n.modelID), n.man.Config.NLayers)) == 0
 }
 
 // Generate runs a request with this node as the entry.
 func (n *Node) Generate(ctx context.Context, req infer.Request, emit func(infer.Token) error) (infer.Stats, error) {
-	if n.infer == nil {
+	n.mu.Lock()
+	svc := n.infer
+	n.mu.Unlock()
+	if svc == nil {
 		return infer.Stats{}, errors.New("node: this node serves no model")
 	}
-	return n.infer.Generate(ctx, req, emit)
+	return svc.Generate(ctx, req, emit)
 }
 
-// Close stops the node: adverts, streams, the host. It is safe to call
+// Close stops the node: loops, streams, the host. It is safe to call
 // more than once.
 func (n *Node) Close() error {
 	var err error
@@ -277,4 +462,12 @@ func models(st *shards.Store) ([]cid.Cid, error) {
 		}
 	}
 	return out, nil
+}
+
+func seedOf(s string) uint64 {
+	var h uint64 = 14695981039346656037
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 1099511628211
+	}
+	return h
 }

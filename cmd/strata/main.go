@@ -18,6 +18,7 @@ type cli struct {
 
 	ID       idCmd       `cmd:"" name:"id" help:"Print the node's peer id, creating its key if missing."`
 	Import   importCmd   `cmd:"" help:"Import a llama2.c checkpoint into a repo and print the model CID."`
+	Synth    synthCmd    `cmd:"" help:"Write a seeded random-weight model into a repo and print its CID."`
 	Node     nodeCmd     `cmd:"" help:"Run a node until SIGINT or SIGTERM."`
 	Generate generateCmd `cmd:"" help:"Generate text through the mesh, printed as llama2.c run.c does."`
 	Testnet  testnetCmd  `cmd:"" help:"Start a local mesh of N nodes on loopback."`

@@ -15,13 +15,14 @@ type nodeCmd struct {
 	Bootstrap []string `help:"Full multiaddrs (ending in /p2p/ID) of peers to join through."`
 	NoMDNS    bool     `name:"no-mdns" help:"Disable mDNS discovery on the LAN."`
 	Model     string   `help:"CID of the model to serve (default: the repo's only model)."`
-	Blocks    string   `help:"Block span to serve, LO:HI (half-open; default: all blocks)."`
+	Blocks    string   `help:"Block span to serve: LO:HI (half-open), or auto to serve where the mesh needs it (default: all blocks)."`
+	MaxBlocks int      `name:"max-blocks" help:"With --blocks auto, the most blocks to hold (default: what half the free memory fits)."`
 }
 
 func (c *nodeCmd) Run(e *env) error {
 	n, err := node.Start(e.ctx, node.Config{
 		Repo: c.Repo, Listen: c.Listen, Bootstrap: c.Bootstrap, MDNS: !c.NoMDNS,
-		Model: c.Model, Blocks: c.Blocks, Logger: e.log,
+		Model: c.Model, Blocks: c.Blocks, MaxBlocks: c.MaxBlocks, Logger: e.log, Progress: progressFunc(),
 	})
 	if err != nil {
 		return err
