@@ -180,6 +180,7 @@ func (m *Mesh) redial(id peer.ID) {
 	if m.ctx.Err() != nil {
 		return
 	}
+	forget := false
 	m.kmu.Lock()
 	attempt := k.fails + 1
 	k.dialing = false
@@ -191,10 +192,16 @@ func (m *Mesh) redial(id peer.ID) {
 		k.next = time.Now().Add(backoff(m.rmin, m.rmax, k.fails))
 		if !k.boot && k.fails >= maxKnownFails {
 			delete(m.known, id)
+			forget = true
 		}
 	}
 	retry := time.Until(k.next)
 	m.kmu.Unlock()
+	if forget && m.dht != nil {
+		// Otherwise the next round would learn it again from the routing
+		// table and the dialling would never end.
+		m.dht.RoutingTable().RemovePeer(id)
+	}
 	switch {
 	case err == nil && boot:
 		m.log.Info("mesh: connected to bootstrap peer", "peer", id, "attempt", attempt)

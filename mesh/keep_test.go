@@ -143,3 +143,21 @@ func TestConnectAddrsErrors(t *testing.T) {
 		t.Errorf("after Close: err = %v, want ErrClosed", err)
 	}
 }
+
+// TestKeeperDropsDeadRoutingTablePeer checks that a dead peer learned from
+// the DHT routing table is not redialled forever.
+func TestKeeperDropsDeadRoutingTablePeer(t *testing.T) {
+	tcp := []string{"/ip4/127.0.0.1/tcp/0"}
+	a := newTestMesh(t, Config{Listen: tcp, RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond, KeepInterval: 20 * time.Millisecond})
+	b := newTestMesh(t, Config{Listen: tcp, Bootstrap: []string{a.AddrStrings()[0]}})
+	waitFor(t, 10*time.Second, "b in a's routing table", func() bool { return a.dht.RoutingTable().Find(b.ID()) != "" })
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the dead peer to leave the routing table and the keeper", func() bool {
+		a.kmu.Lock()
+		_, known := a.known[b.ID()]
+		a.kmu.Unlock()
+		return !known && a.dht.RoutingTable().Find(b.ID()) == ""
+	})
+}
