@@ -21,7 +21,7 @@ func Query(ctx context.Context, addr string, req infer.Request, emit func(infer.
 	if err != nil {
 		return infer.Stats{}, err
 	}
-	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log})
+	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log, NoDHT: true})
 	if err != nil {
 		return infer.Stats{}, err
 	}

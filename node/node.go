@@ -59,48 +59,10 @@ type Node struct {
 // serving its span and advertising. It returns once the node serves; Close
 // stops it.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	cfg.defaults()
-	log := cfg.Logger
-	n := &Node{cfg: cfg, log: log}
-
-	store, err := shards.Open(cfg.Repo, shards.WithLogger(log))
+	n, ctx, err := open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	n.store = store
-	key, err := mesh.LoadIdentity(filepath.Join(cfg.Repo, IdentityFile))
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	n.cancel = cancel
-	n.mesh, err = mesh.New(ctx, mesh.Config{
-		Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, MDNS: cfg.MDNS, Logger: log,
-		Protocols: []mesh.ProtocolLimit{
-			{ID: infer.ProtocolID, StreamsInbound: 1024, StreamsOutbound: 1024, Memory: 1 << 30},
-			{ID: infer.GenerateProtocolID, StreamsInbound: 256, StreamsOutbound: 64, Memory: 256 << 20},
-			{ID: shards.ContentProtocol, StreamsInbound: 256, StreamsOutbound: 256, Memory: 512 << 20},
-		},
-	})
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	n.rng = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), seedOf(n.mesh.ID().String())))
-	n.mesh.Handle(shards.ContentProtocol, store.ServeContent)
-	n.fetcher = &shards.Fetcher{Store: store, Opener: n.mesh, Logger: log}
-	n.gossip, err = gossip.New(ctx, n.mesh.Host(), gossip.Config{Logger: log, TTL: cfg.PeerTTL})
-	if err != nil {
-		n.Close()
-		return nil, err
-	}
-	n.capacity = Measure(nil, 0, 0)
-	n.wg.Add(1)
-	go n.advertise(ctx)
-
 	if err := n.resolve(ctx); err != nil {
 		n.Close()
 		return nil, err
@@ -117,12 +79,88 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.announce(ctx)
 	}
 	n.publish(ctx)
-	n.mu.Lock()
-	lo, hi := n.span.Lo, n.span.Hi
-	n.mu.Unlock()
-	log.Info("node: started", "peer", n.mesh.ID(), "model", n.modelID, "blocks", fmt.Sprintf("%d:%d", lo, hi),
+	lo, hi := n.Blocks()
+	n.log.Info("node: started", "peer", n.mesh.ID(), "model", n.modelID, "blocks", fmt.Sprintf("%d:%d", lo, hi),
 		"gflops", fmt.Sprintf("%.2f", n.capacity.GFLOPS), "addrs", n.Addrs())
 	return n, nil
+}
+
+// Fetch joins the mesh as cfg describes, fetches into the repo the
+// manifest, head and blocks (cfg.Blocks, default all) of model cfg.Model
+// from peers, pins them and leaves. It serves nothing meanwhile but the
+// content it already holds.
+func Fetch(ctx context.Context, cfg Config) (*shards.Manifest, error) {
+	if cfg.Model == "" {
+		return nil, errors.New("node: fetch needs a model CID")
+	}
+	if cfg.Blocks == "auto" {
+		return nil, errors.New("node: fetch needs a block span LO:HI, not auto")
+	}
+	n, ctx, err := open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	if err := n.resolve(ctx); err != nil {
+		return nil, err
+	}
+	lo, hi := 0, n.man.Config.NLayers
+	if cfg.Blocks != "" {
+		if lo, hi, err = ParseBlocks(cfg.Blocks, hi); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.fetchSpan(ctx, infer.Span{Lo: lo, Hi: hi}); err != nil {
+		return nil, err
+	}
+	return n.man, nil
+}
+
+// open starts everything a node needs before it has a model: the repo,
+// the mesh with the content protocol, gossip and the advert loop.
+func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	cfg.defaults()
+	log := cfg.Logger
+	n := &Node{cfg: cfg, log: log}
+
+	store, err := shards.Open(cfg.Repo, shards.WithLogger(log))
+	if err != nil {
+		return nil, nil, err
+	}
+	n.store = store
+	key, err := mesh.LoadIdentity(filepath.Join(cfg.Repo, IdentityFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	n.cancel = cancel
+	n.mesh, err = mesh.New(ctx, mesh.Config{
+		Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, MDNS: cfg.MDNS, Logger: log,
+		Protocols: []mesh.ProtocolLimit{
+			{ID: infer.ProtocolID, StreamsInbound: 1024, StreamsOutbound: 1024, Memory: 1 << 30},
+			{ID: infer.GenerateProtocolID, StreamsInbound: 256, StreamsOutbound: 64, Memory: 256 << 20},
+			{ID: shards.ContentProtocol, StreamsInbound: 256, StreamsOutbound: 256, Memory: 512 << 20},
+		},
+	})
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	n.rng = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), seedOf(n.mesh.ID().String())))
+	n.mesh.Handle(shards.ContentProtocol, store.ServeContent)
+	n.fetcher = &shards.Fetcher{Store: store, Opener: n.mesh, Logger: log}
+	n.gossip, err = gossip.New(ctx, n.mesh.Host(), gossip.Config{Logger: log, TTL: cfg.PeerTTL})
+	if err != nil {
+		n.Close()
+		return nil, nil, err
+	}
+	n.capacity = Measure(nil, 0, 0)
+	n.wg.Add(1)
+	go n.advertise(ctx)
+	return n, ctx, nil
 }
 
 // resolve finds the model to serve and makes sure the repo holds its
@@ -254,9 +292,8 @@ func (n *Node) progress(what string, size int64) func(done, total int64) {
 	}
 }
 
-// loadSpan fetches the blocks of sp the repo lacks, loads them and serves
-// them.
-func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
+// fetchSpan fetches the blocks of sp the repo lacks and pins them.
+func (n *Node) fetchSpan(ctx context.Context, sp infer.Span) error {
 	man := n.man
 	for b := sp.Lo; b < sp.Hi; b++ {
 		ref := man.Blocks[b]
@@ -270,15 +307,25 @@ func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
 			return err
 		}
 	}
-	c, _ := shards.ParseCID(n.modelID)
-	loaded, _, _, err := shards.Load(n.store, c, sp.Lo, sp.Hi, false)
-	if err != nil {
-		return fmt.Errorf("node: loading blocks %d:%d of model %s: %w", sp.Lo, sp.Hi, n.modelID, err)
-	}
 	for b := sp.Lo; b < sp.Hi; b++ {
 		if err := n.store.Pin(man.Blocks[b].CID); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// loadSpan fetches the blocks of sp the repo lacks, loads them and serves
+// them.
+func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
+	if err := n.fetchSpan(ctx, sp); err != nil {
+		return err
+	}
+	man := n.man
+	c, _ := shards.ParseCID(n.modelID)
+	loaded, _, _, err := shards.Load(n.store, c, sp.Lo, sp.Hi, false)
+	if err != nil {
+		return fmt.Errorf("node: loading blocks %d:%d of model %s: %w", sp.Lo, sp.Hi, n.modelID, err)
 	}
 	m := &model.Model{Config: man.Config, Head: n.head.Head, Blocks: loaded.Blocks}
 	capacity := Measure(m, sp.Lo, sp.Hi)
@@ -304,17 +351,14 @@ func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
 	return nil
 }
 
-// advertise publishes this node's capacity advert every period, and
-// expires silent peers, until ctx ends.
+// advertise publishes this node's capacity advert every period, and keeps
+// the node connected to the peers it hears of, until ctx ends.
 func (n *Node) advertise(ctx context.Context) {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.AdvertEvery)
 	defer t.Stop()
 	for tick := 0; ; tick++ {
-		n.publish(ctx)
-		for _, p := range n.gossip.Table().Expire(time.Now()) {
-			n.log.Info("node: peer expired", "peer", p)
-		}
+		n.publish(ctx) // the gossip service expires silent peers itself
 		if tick%5 == 0 {
 			n.keepConnected(ctx)
 		}
