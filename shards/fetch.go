@@ -242,13 +242,15 @@ type job struct {
 	failures []string
 	notFound int
 	stopped  bool
-	localErr error // first failure of this node's disk
+	banned   map[string]bool // providers banned during this fetch
+	localErr error           // first failure of this node's disk
 }
 
 // openJob opens or creates the partial file and counts the chunks that
 // already verify.
 func (f *Fetcher) openJob(p plan) (*job, error) {
-	j := &job{f: f, plan: p, path: f.Store.partialPath(p.cid), done: make([]bool, p.n())}
+	j := &job{f: f, plan: p, path: f.Store.partialPath(p.cid), done: make([]bool, p.n()),
+		banned: make(map[string]bool)}
 	j.wake = sync.NewCond(&j.mu)
 	fh, err := os.OpenFile(j.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {

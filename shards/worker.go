@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -74,22 +75,73 @@ func (j *job) work(ctx context.Context, p Provider) error {
 
 	r := &reader{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), buf: make([]byte, recvBuffer)}
 	r.rd, _ = rw.(readDeadliner)
-	var failed error
-	for k := range inflight {
-		if failed != nil {
-			j.giveBack(k)
-			continue
-		}
-		if err := j.receive(p, r, k); err != nil {
+	var (
+		failMu sync.Mutex
+		failed error
+		once   sync.Once
+		async  sync.WaitGroup
+	)
+	abort := func(err error) {
+		failMu.Lock()
+		if failed == nil {
 			failed = err
+		}
+		failMu.Unlock()
+		once.Do(func() {
 			close(quit)
 			j.kick()
 			rw.Close()
+		})
+	}
+	isFailed := func() bool {
+		failMu.Lock()
+		defer failMu.Unlock()
+		return failed != nil
+	}
+	// Chunks of at most one request are read whole into one of asyncChunks
+	// buffers and verified and written by a goroutine while the next
+	// chunk arrives, so disk writes overlap the network.
+	pool := make(chan []byte, asyncChunks)
+	for range asyncChunks {
+		pool <- nil
+	}
+	for k := range inflight {
+		if isFailed() {
 			j.giveBack(k)
 			continue
 		}
-		<-slots
+		_, l := j.plan.span(k)
+		if l > MaxRequest {
+			if err := j.receive(p, r, k); err != nil {
+				abort(err)
+				j.giveBack(k)
+				continue
+			}
+			<-slots
+			continue
+		}
+		buf := <-pool
+		if int64(cap(buf)) < l {
+			buf = make([]byte, l)
+		}
+		buf = buf[:l]
+		if err := j.readChunk(p, r, k, buf); err != nil {
+			pool <- buf
+			abort(err)
+			j.giveBack(k)
+			continue
+		}
+		async.Go(func() {
+			defer func() { pool <- buf }()
+			if err := j.store(p, k, buf); err != nil {
+				abort(err)
+				j.giveBack(k)
+				return
+			}
+			<-slots
+		})
 	}
+	async.Wait()
 	if failed != nil {
 		return failed
 	}
@@ -99,6 +151,46 @@ func (j *job) work(ctx context.Context, p Provider) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	return nil
+}
+
+// asyncChunks is the number of whole chunks per provider that may wait to
+// be verified and written while the next one is read.
+const asyncChunks = 3
+
+// readChunk reads the single response carrying chunk k into buf.
+func (j *job) readChunk(p Provider, r *reader, k int, buf []byte) error {
+	if err := j.readHeader(p, r, k, int64(len(buf))); err != nil {
+		return err
+	}
+	for got := 0; got < len(buf); {
+		r.expect()
+		n, err := io.ReadFull(r.br, buf[got:min(len(buf), got+recvBuffer)])
+		j.f.fetched.Add(int64(n))
+		got += n
+		if err != nil {
+			return fmt.Errorf("read body: %w", err)
+		}
+	}
+	return nil
+}
+
+// store verifies chunk k against its digest, banning p on a mismatch, and
+// writes it into the partial file.
+func (j *job) store(p Provider, k int, buf []byte) error {
+	sum := sha256.Sum256(buf)
+	if Digest(sum) != j.plan.digests[k] {
+		j.banFor(p, k, evidence(j.plan.digests[k], sum[:], int64(len(buf))))
+		return fmt.Errorf("%w: %w: chunk %d failed verification", errBanned, ErrMismatch, k)
+	}
+	off, _ := j.plan.span(k)
+	if err := j.f.Store.fault(); err != nil {
+		return fmt.Errorf("%w: write partial file: %w", errLocal, err)
+	}
+	if _, err := j.file.WriteAt(buf, off); err != nil {
+		return fmt.Errorf("%w: write partial file: %w", errLocal, err)
+	}
+	j.complete(k, int64(len(buf)))
 	return nil
 }
 
@@ -126,29 +218,8 @@ func (j *job) receive(p Provider, r *reader, k int) error {
 	h := sha256.New()
 	for pos := off; pos < off+l; {
 		want := min(off+l-pos, MaxRequest)
-		r.expect()
-		hd, err := readHeader(r.br, &r.hbuf)
-		if err != nil {
-			if errors.Is(err, ErrProtocol) {
-				j.banFor(p, k, err.Error())
-				return fmt.Errorf("%w: %w", errBanned, err)
-			}
-			return fmt.Errorf("read response: %w", err)
-		}
-		if hd.Status != statusOK {
-			msg, err := readMessage(r.br, hd.N)
-			if err != nil {
-				return err
-			}
-			if hd.Status == statusNotFound {
-				return fmt.Errorf("%w: object %s not found on peer %s", ErrNotFound, j.plan.cid, p.Peer)
-			}
-			return fmt.Errorf("peer %s answered %s for %s: %s", p.Peer, statusText(hd.Status), j.plan.cid, msg)
-		}
-		if int64(hd.N) != want || hd.Total != j.plan.size {
-			reason := fmt.Sprintf("response of %d bytes of a %d-byte object, want %d of %d", hd.N, hd.Total, want, j.plan.size)
-			j.banFor(p, k, reason)
-			return fmt.Errorf("%w: %w: %s", errBanned, ErrProtocol, reason)
+		if err := j.readHeader(p, r, k, want); err != nil {
+			return err
 		}
 		for rem := want; rem > 0; {
 			b := r.buf[:min(rem, int64(len(r.buf)))]
@@ -187,6 +258,43 @@ func (j *job) kick() {
 	j.wake.Broadcast()
 }
 
+// readHeader reads the header of the next response, for want bytes of
+// chunk k. A malformed header or a wrong length or object size bans p.
+func (j *job) readHeader(p Provider, r *reader, k int, want int64) error {
+	r.expect()
+	hd, err := readHeader(r.br, &r.hbuf)
+	if err != nil {
+		if errors.Is(err, ErrProtocol) {
+			j.banFor(p, k, err.Error())
+			return fmt.Errorf("%w: %w", errBanned, err)
+		}
+		return fmt.Errorf("read response: %w", err)
+	}
+	if hd.Status != statusOK {
+		msg, err := readMessage(r.br, hd.N)
+		if err != nil {
+			return err
+		}
+		if hd.Status == statusNotFound {
+			return fmt.Errorf("%w: object %s not found on peer %s", ErrNotFound, j.plan.cid, p.Peer)
+		}
+		return fmt.Errorf("peer %s answered %s for %s: %s", p.Peer, statusText(hd.Status), j.plan.cid, msg)
+	}
+	if int64(hd.N) != want || hd.Total != j.plan.size {
+		reason := fmt.Sprintf("response of %d bytes of a %d-byte object, want %d of %d", hd.N, hd.Total, want, j.plan.size)
+		j.banFor(p, k, reason)
+		return fmt.Errorf("%w: %w: %s", errBanned, ErrProtocol, reason)
+	}
+	return nil
+}
+
 func (j *job) banFor(p Provider, k int, reason string) {
+	j.mu.Lock()
+	again := j.banned[p.Peer]
+	j.banned[p.Peer] = true
+	j.mu.Unlock()
+	if again {
+		return // one ban per provider per fetch; it is already out
+	}
 	j.f.ban(Ban{Peer: p.Peer, CID: j.plan.cid, Chunk: k, Reason: reason})
 }
