@@ -29,8 +29,9 @@ type Config struct {
 	// MaxBlocks caps how many blocks an auto-placed node holds (default:
 	// as many as half the free memory fits).
 	MaxBlocks int
-	// FetchTimeout bounds the search for and fetch of one object (default 2m).
-	FetchTimeout time.Duration
+	// FindTimeout bounds the search for providers of one object (default
+	// 15s); the fetch itself may take as long as the object needs.
+	FindTimeout time.Duration
 	// RecheckEvery is the period of placement re-checks (default 5s).
 	RecheckEvery time.Duration
 	// AdvertEvery is the period of capacity adverts (default 2s).
@@ -75,8 +76,8 @@ func (c *Config) defaults() {
 	if c.PeerTTL <= 0 {
 		c.PeerTTL = 5 * c.AdvertEvery
 	}
-	if c.FetchTimeout <= 0 {
-		c.FetchTimeout = 2 * time.Minute
+	if c.FindTimeout <= 0 {
+		c.FindTimeout = 15 * time.Second
 	}
 	if c.RecheckEvery <= 0 {
 		c.RecheckEvery = 5 * time.Second

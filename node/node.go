@@ -220,29 +220,37 @@ func (n *Node) resolve(ctx context.Context) error {
 	return nil
 }
 
+// Bounds on fetching one object.
+const (
+	fetchAttempts = 5                      // rounds of providers tried before giving up
+	fetchRetry    = 500 * time.Millisecond // pause between rounds
+)
+
 // fetch runs get with the providers of object c (block index b, or -1 for
-// the manifest and head), waiting for providers to appear until
-// FetchTimeout. It retries when a round of providers fails.
+// the manifest and head). It waits up to FindTimeout for providers to
+// appear and tries several rounds of providers before it gives up.
 func (n *Node) fetch(ctx context.Context, what string, c cid.Cid, get func([]shards.Provider) error, b int) ([]shards.Provider, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
-	defer cancel()
+	findBy := time.Now().Add(n.cfg.FindTimeout)
 	var last error
-	for {
+	for attempt := 0; ; {
 		provs := n.providers(ctx, c, b)
-		if len(provs) > 0 {
+		switch {
+		case len(provs) > 0:
 			if last = get(provs); last == nil {
 				return provs, nil
 			}
+			if attempt++; attempt == fetchAttempts {
+				return nil, fmt.Errorf("node: fetching %s %s of model %s failed %d times: %w", what, c, n.modelID, attempt, last)
+			}
 			n.log.Warn("node: fetch failed; retrying", "object", what, "cid", c, "err", last)
+		case time.Now().After(findBy):
+			return nil, fmt.Errorf("node: no peer provides %s %s of model %s (searched peer adverts and the DHT for %s); is a node serving it?",
+				what, c, n.modelID, n.cfg.FindTimeout)
 		}
 		select {
 		case <-ctx.Done():
-			if last == nil {
-				last = errors.New("no peer provides it")
-			}
-			return nil, fmt.Errorf("node: %s %s of model %s not fetched within %s: %w; is a node serving it?",
-				what, c, n.modelID, n.cfg.FetchTimeout, last)
-		case <-time.After(500 * time.Millisecond):
+			return nil, fmt.Errorf("node: fetching %s %s of model %s: %w", what, c, n.modelID, ctx.Err())
+		case <-time.After(fetchRetry):
 		}
 	}
 }

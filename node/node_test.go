@@ -109,7 +109,7 @@ func TestStartErrors(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	_, err := Start(ctx, Config{Repo: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
-		Model: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", Blocks: "0:1", FetchTimeout: time.Second})
+		Model: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", Blocks: "0:1", FindTimeout: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy") {
 		t.Errorf("model not in repo: err = %v, want it to name the model", err)
 	}

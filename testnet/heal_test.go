@@ -18,7 +18,7 @@ func fastNode(repo string, bootstrap []string, model, blocks string, maxBlocks i
 		Repo: repo, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: bootstrap,
 		Model: model, Blocks: blocks, MaxBlocks: maxBlocks,
 		AdvertEvery: 300 * time.Millisecond, PeerTTL: 2 * time.Second, RecheckEvery: time.Second,
-		FetchTimeout: 30 * time.Second,
+		FindTimeout: 30 * time.Second,
 	}
 }
 

@@ -22,6 +22,11 @@ type cli struct {
 	Node     nodeCmd     `cmd:"" help:"Run a node until SIGINT or SIGTERM."`
 	Generate generateCmd `cmd:"" help:"Generate text through the mesh, printed as llama2.c run.c does."`
 	Testnet  testnetCmd  `cmd:"" help:"Start a local mesh of N nodes on loopback."`
+	Fetch    fetchCmd    `cmd:"" help:"Fetch a model (or some of its blocks) from peers into a repo, verified, and pin it."`
+	Ls       lsCmd       `cmd:"" name:"ls" help:"List the objects in a repo."`
+	Pin      pinCmd      `cmd:"" help:"Pin objects so garbage collection keeps them."`
+	Unpin    unpinCmd    `cmd:"" help:"Unpin objects."`
+	GC       gcCmd       `cmd:"" name:"gc" help:"Remove objects that are neither pinned nor part of a pinned model."`
 	Bench    benchCmd    `cmd:"" help:"Measure tokens/s in one process and across local nodes, and the latency per hop."`
 }
 

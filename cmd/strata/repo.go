@@ -72,6 +72,9 @@ func (c *importCmd) Run(e *env) error {
 	if err != nil {
 		return fmt.Errorf("import %s: %w", c.Checkpoint, err)
 	}
+	if err := st.Pin(id); err != nil { // an imported model stays until unpinned
+		return err
+	}
 	fmt.Println(id)
 	return nil
 }

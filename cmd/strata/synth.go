@@ -50,6 +50,9 @@ func (c *synthCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	if err := st.Pin(id); err != nil { // an imported model stays until unpinned
+		return err
+	}
 	fmt.Println(id)
 	return nil
 }
