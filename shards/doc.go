@@ -1,5 +1,8 @@
 // Package shards is Strata's content addressing: the shard file format,
-// the model manifest, CIDs and the on-disk object store.
+// the model manifest, CIDs, the on-disk object store with pins and
+// garbage collection, and the fetch-by-CID content protocol. It does not
+// import libp2p: streams come from an Opener (mesh.Mesh satisfies it) and
+// ServeContent is registered as a mesh stream handler.
 //
 // # Objects and CIDs
 //
@@ -76,6 +79,51 @@
 // ErrCorrupt, never the bytes, on mismatch. Import and ImportModel split a
 // model into shards and store them with their manifest; Load reads back a
 // span of blocks (and optionally the head), verifying every object.
+//
+// Store.ReadAt reads a byte range of an object. Each version of an object
+// file (by size and modification time) is hashed in full the first time it
+// is read this way; later range reads trust that result, and a file that
+// fails the check is never read from (ErrCorrupt).
+//
+// # Pins and garbage collection
+//
+// Pin, Unpin and Pins keep a set of protected CIDs in dir/pins (one CID per
+// line, replaced atomically). GC removes every object that is neither
+// pinned nor named by a pinned manifest present in the store (pinning a
+// model's manifest protects its head and blocks), and every partial file
+// whose object is unprotected and not being fetched.
+//
+// # Content protocol
+//
+// ContentProtocol ("/strata/content/1") serves any object by CID. A stream
+// carries requests in sequence, which a client may pipeline; the server
+// answers each in order:
+//
+//	request   u8 n, n bytes binary CID, u64 offset, u32 length (big-endian)
+//	response  u8 status, u64 object size, u32 m, then m bytes
+//
+// Length is at most MaxRequest (4 MiB); length 0 asks for the size only.
+// With status 0 (ok) m equals the requested length and the bytes are the
+// object's range. Other statuses (1 not found, 2 range beyond the object,
+// 3 bad request, 4 unavailable) carry an m ≤ 1024 byte UTF-8 message; after
+// a bad request the server closes the stream. The server applies read
+// deadlines (first request, idle) and write deadlines when the stream
+// supports them, serves only verified objects, and writes through a
+// bounded buffer so a slow reader only slows itself down.
+//
+// A Fetcher fetches one object from several providers at once: each
+// provider gets one stream with up to Parallel chunks in flight, chunks
+// are taken from a shared queue, each is verified against its digest as
+// it arrives and written at its offset into dir/partial/<cid> (never under
+// objects/). A provider that sends a chunk failing verification, or
+// breaks the protocol, is banned for the rest of the fetch, the evidence
+// (peer, CID, chunk, expected and actual digest) is logged and kept
+// (Banned), and its chunks go to the other providers. The complete file is
+// synced, verified against the CID and renamed into objects/. A fetch that
+// starts on an existing partial file hashes it chunk by chunk and only
+// fetches chunks that do not match, so a crash never costs verified bytes
+// and never makes unverified bytes trusted. A local write failure (disk
+// full) removes the partial file.
 //
 // All input from files and peers is treated as hostile: decoders are
 // bounded, validated and return errors wrapping the package's ErrX

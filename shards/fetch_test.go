@@ -467,3 +467,16 @@ func TestServeRanges(t *testing.T) {
 		t.Errorf("damaged object: status %d, want %d", hd.Status, statusUnavailable)
 	}
 }
+
+func TestFetchLargeObjectWithoutChunkList(t *testing.T) {
+	// Larger than one request: fetched request by request from one
+	// provider and verified against the CID.
+	o := synthetic(6, MaxRequest+MaxRequest/2+3, MaxChunkSize)
+	h, _ := serving(t, o.data)
+	st := openStoreAt(t, t.TempDir())
+	f := &Fetcher{Store: st, Opener: newHost(t)}
+	if err := f.Fetch(context.Background(), o.cid, int64(len(o.data)), nil, 0, []Provider{providerOf(h)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkStored(t, st, o)
+}
