@@ -33,7 +33,7 @@ func (s *Service) HandleClient(rw io.ReadWriteCloser, remote string) {
 	})
 	if err != nil {
 		s.log.Info("infer: request failed", "peer", remote, "err", err)
-		_ = c.writeJSON(frameError, errorMsg{Peer: s.cfg.Transport.Self(), Message: err.Error()})
+		_ = c.writeError(err, s.cfg.Transport.Self())
 		return
 	}
 	_ = c.writeJSON(frameDone, st)

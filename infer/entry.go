@@ -3,7 +3,6 @@ package infer
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -12,64 +11,12 @@ import (
 	"github.com/strata-mesh/strata/model"
 )
 
-// ErrModel is returned (wrapped) when a request names a model this peer
-// cannot front.
-var ErrModel = errors.New("infer: model not available")
-
-// Request asks the entry peer for a completion. Its fields and their
-// defaults follow llama2.c run.c.
-type Request struct {
-	Model       string  `json:"model,omitempty"` // model CID; empty means the peer's model
-	Prompt      string  `json:"prompt"`
-	Steps       int     `json:"steps"`       // positions to run, prompt included; 0 or too many means the context length
-	Temperature float32 `json:"temperature"` // 0 is greedy
-	TopP        float32 `json:"top_p"`       // nucleus sampling cutoff; 0 or ≥1 disables it
-	Seed        uint64  `json:"seed"`
-}
-
-// Limits on a request.
-const maxPrompt = 1 << 20
-
-// Validate reports whether r is a sensible request.
-func (r *Request) Validate() error {
-	switch {
-	case len(r.Prompt) > maxPrompt:
-		return fmt.Errorf("infer: prompt of %d bytes exceeds %d", len(r.Prompt), maxPrompt)
-	case r.Steps < 0:
-		return fmt.Errorf("infer: negative step count %d", r.Steps)
-	case !(r.Temperature >= 0 && r.Temperature <= 100):
-		return fmt.Errorf("infer: temperature %g outside [0, 100]", r.Temperature)
-	case !(r.TopP >= 0 && r.TopP <= 1):
-		return fmt.Errorf("infer: top-p %g outside [0, 1]", r.TopP)
-	}
-	return nil
-}
-
-// Token is one generated (or echoed prompt) piece of text, already made
-// safe to print as run.c does.
-type Token struct {
-	ID    int    `json:"id"`
-	Piece []byte `json:"piece"`
-}
-
-// Stats describes a finished request.
-type Stats struct {
-	PromptTokens int     `json:"prompt_tokens"`
-	Forward      int     `json:"forward_passes"`
-	Generated    int     `json:"generated_tokens"`
-	Chain        []Hop   `json:"chain"`
-	Seconds      float64 `json:"seconds"`
-	TokensPerSec float64 `json:"tokens_per_sec"`
-	Stop         string  `json:"stop"` // "steps" or "bos"
-}
-
 // Generate runs req with this peer as the entry: it tokenizes, plans a
 // chain over the known servers, streams activations through it, samples
 // with the head and calls emit with each piece of text, prompt included,
 // in order. It returns when the steps are done, BOS is sampled, emit fails
 // or ctx ends.
-func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) error) (Stats, error) {
-	var st Stats
+func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) error) (st Stats, err error) {
 	if err := req.Validate(); err != nil {
 		return st, err
 	}
@@ -87,25 +34,25 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 	if steps <= 0 || steps > cfg.SeqLen {
 		steps = cfg.SeqLen
 	}
-	if len(prompt) > cfg.SeqLen {
-		return st, fmt.Errorf("infer: prompt is %d tokens; the model's context is %d", len(prompt), cfg.SeqLen)
+	if len(prompt) > cfg.SeqLen || (req.MaxTokens > 0 && len(prompt)+req.MaxTokens > cfg.SeqLen) {
+		return st, fmt.Errorf("%w: the prompt is %d tokens and %d more were asked for; the model's context is %d",
+			ErrContext, len(prompt), req.MaxTokens, cfg.SeqLen)
 	}
 	st.PromptTokens = len(prompt)
+	if !s.enter() {
+		return st, fmt.Errorf("%w: this entry runs %d requests, its limit", ErrBusy, cap(s.requests))
+	}
+	defer s.leave()
 
-	chain, err := Plan(s.servers(sv), cfg.NLayers, s.cfg.Transport.Self())
-	if err != nil {
-		return st, fmt.Errorf("%w (model %s)", err, s.cfg.ModelID)
-	}
-	st.Chain = chain
-	sess, err := s.open(ctx, sv, chain)
-	if err != nil {
-		return st, err
-	}
-	defer sess.close()
+	run := &runner{s: s, sv: sv, avoid: map[string]bool{}}
+	defer func() {
+		run.close()
+		st.Chain, st.Failovers = run.chain, run.failed
+	}()
 
 	start := time.Now()
-	say := func(prev, next int) error {
-		return emit(Token{ID: next, Piece: []byte(model.SafePrint(tok.Decode(prev, next)))})
+	say := func(prev, next int, forced bool) error {
+		return emit(Token{ID: next, Piece: []byte(model.SafePrint(tok.Decode(prev, next))), Prompt: forced})
 	}
 	sampler := model.NewSampler(cfg.VocabSize, req.Temperature, req.TopP, req.Seed)
 	logits := make([]float32, cfg.VocabSize)
@@ -122,17 +69,17 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 	k := min(len(prompt), steps)
 	for i := 0; i+1 < k; i++ {
 		if prompt[i+1] == model.BOS {
-			return finish("bos")
+			return finish(StopBOS)
 		}
-		if err := say(prompt[i], prompt[i+1]); err != nil {
+		if err := say(prompt[i], prompt[i+1], true); err != nil {
 			return st, err
 		}
 	}
 	if k < len(prompt) {
-		return finish("steps")
+		return finish(StopSteps)
 	}
 	token, pos := prompt[k-1], k
-	x, err := sess.forward(ctx, prompt, 0)
+	x, err := run.forward(ctx, prompt, 0)
 	if err != nil {
 		return st, err
 	}
@@ -141,17 +88,20 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 		m.Logits(x, logits)
 		next := sampler.Sample(logits)
 		if next == model.BOS {
-			return finish("bos")
+			return finish(StopBOS)
 		}
-		if err := say(token, next); err != nil {
+		if err := say(token, next, false); err != nil {
 			return st, err
 		}
 		st.Generated++
-		if pos >= steps {
-			return finish("steps")
+		switch {
+		case req.MaxTokens > 0 && st.Generated >= req.MaxTokens:
+			return finish(StopMaxTokens)
+		case pos >= steps:
+			return finish(StopSteps)
 		}
 		token = next
-		if x, err = sess.forward(ctx, []int{token}, pos); err != nil {
+		if x, err = run.forward(ctx, []int{token}, pos); err != nil {
 			return st, err
 		}
 		st.Forward++
@@ -174,6 +124,10 @@ func (s *Service) servers(sv *serving) []Server {
 	}
 	return append(out, Server{Peer: self, Lo: sv.lo, Hi: sv.hi})
 }
+
+// blameDelay is how long a broken return stream waits for a more precise
+// error from the chain before it blames the last hop.
+const blameDelay = 200 * time.Millisecond
 
 // pending is an entry session waiting for results from its last hop.
 type pending struct {
@@ -212,7 +166,7 @@ func (s *Service) receive(c *conn, remote, id string) {
 		return
 	}
 	if err := c.write(frameAck, nil); err != nil {
-		p.fail(&HopError{Peer: remote, Message: "return stream: " + err.Error()})
+		p.fail(&HopError{Peer: remote, Code: CodeFailed, Message: "return stream: " + err.Error()})
 		return
 	}
 	cfg := s.cfg.Model.Config
@@ -222,7 +176,12 @@ func (s *Service) receive(c *conn, remote, id string) {
 		typ, payload, err := c.read()
 		if err != nil {
 			if s.lookup(id) == p { // still running: the last hop went away
-				p.fail(&HopError{Peer: remote, Message: "return stream closed: " + err.Error()})
+				// A hop further up that failed closes this stream too; give
+				// the chain's own report, which names the culprit, a moment
+				// to arrive first.
+				time.AfterFunc(blameDelay, func() {
+					p.fail(&HopError{Peer: remote, Code: CodeFailed, Message: "return stream closed: " + err.Error()})
+				})
 			}
 			return
 		}
@@ -235,7 +194,7 @@ func (s *Service) receive(c *conn, remote, id string) {
 			err = fmt.Errorf("%w: frame type %d with %d positions on a return stream", ErrProtocol, typ, n)
 		}
 		if err != nil {
-			p.fail(&HopError{Peer: remote, Message: err.Error()})
+			p.fail(&HopError{Peer: remote, Code: CodeProtocol, Message: err.Error()})
 			return
 		}
 		buf = x
@@ -246,6 +205,9 @@ func (s *Service) receive(c *conn, remote, id string) {
 // entrySession is the entry's end of a chain: the blocks it runs itself
 // first, then a stream to the first remote hop.
 type entrySession struct {
+	fresh   bool // its hops hold no positions yet
+	chain   []Hop
+	first   string // the first remote hop
 	s       *Service
 	m       *model.Model
 	local   *model.State // the entry's own leading blocks, or nil
@@ -261,7 +223,7 @@ type entrySession struct {
 // open builds the chain for one request.
 func (s *Service) open(ctx context.Context, sv *serving, chain []Hop) (*entrySession, error) {
 	self := s.cfg.Transport.Self()
-	es := &entrySession{s: s, m: sv.m, timeout: s.cfg.StepTimeout}
+	es := &entrySession{s: s, m: sv.m, chain: chain, timeout: s.cfg.StepTimeout}
 	if chain[0].Peer == self {
 		es.local = sv.m.NewState(chain[0].Lo, chain[0].Hi)
 		chain = chain[1:]
@@ -269,7 +231,7 @@ func (s *Service) open(ctx context.Context, sv *serving, chain []Hop) (*entrySes
 	if len(chain) == 0 {
 		return es, nil
 	}
-	es.remote = true
+	es.remote, es.first = true, chain[0].Peer
 	var raw [16]byte
 	if _, err := io.ReadFull(s.cfg.Rand, raw[:]); err != nil {
 		return nil, fmt.Errorf("infer: session id: %w", err)
@@ -286,7 +248,7 @@ func (s *Service) open(ctx context.Context, sv *serving, chain []Hop) (*entrySes
 	rw, err := s.cfg.Transport.Open(octx, first.Peer, first.Addrs, ProtocolID)
 	if err != nil {
 		es.close()
-		return nil, &HopError{Peer: first.Peer, Message: fmt.Sprintf("cannot reach peer: %v", err)}
+		return nil, &HopError{Peer: first.Peer, Code: CodeFailed, Message: fmt.Sprintf("cannot reach peer: %v", err)}
 	}
 	es.rw, es.c = rw, newConn(rw)
 	stop := context.AfterFunc(octx, func() { rw.Close() })
@@ -310,7 +272,7 @@ func (s *Service) open(ctx context.Context, sv *serving, chain []Hop) (*entrySes
 		for {
 			typ, payload, err := es.c.read()
 			if err != nil {
-				es.p.fail(&HopError{Peer: first.Peer, Message: "stream closed: " + err.Error()})
+				es.p.fail(&HopError{Peer: first.Peer, Code: CodeFailed, Message: "stream closed: " + err.Error()})
 				return
 			}
 			if typ == frameError {
@@ -347,7 +309,7 @@ func (es *entrySession) forward(ctx context.Context, tokens []int, pos int) ([]f
 			return nil, err
 		default:
 		}
-		return nil, fmt.Errorf("infer: sending step at position %d: %w", pos, err)
+		return nil, &HopError{Peer: es.first, Code: CodeFailed, Message: fmt.Sprintf("sending step at position %d: %v", pos, err)}
 	}
 	timer := time.NewTimer(es.timeout)
 	defer timer.Stop()
@@ -359,7 +321,7 @@ func (es *entrySession) forward(ctx context.Context, tokens []int, pos int) ([]f
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-timer.C:
-		return nil, fmt.Errorf("infer: no result for position %d within %s from the chain", pos, es.timeout)
+		return nil, fmt.Errorf("infer: no result for position %d within %s from the chain %s", pos, es.timeout, describe(es.chain))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/strata-mesh/strata/model"
 )
@@ -51,7 +52,7 @@ func (s *Service) HandleStream(rw io.ReadWriteCloser, remote string) {
 // refuse answers a stream with an error frame naming this peer.
 func (s *Service) refuse(c *conn, remote string, err error) {
 	s.log.Warn("infer: refused stream", "peer", remote, "err", err)
-	_ = c.writeJSON(frameError, errorMsg{Peer: s.cfg.Transport.Self(), Message: err.Error()})
+	_ = c.writeError(err, s.cfg.Transport.Self())
 }
 
 // hopLink is the link from one hop to the next: a stream to the next hop,
@@ -59,6 +60,7 @@ func (s *Service) refuse(c *conn, remote string, err error) {
 // session.
 type hopLink struct {
 	c     *conn
+	peer  string // the next hop, or the entry on the last hop
 	close func()
 	local *pending
 }
@@ -71,12 +73,13 @@ func (s *Service) serve(up *conn, remote string, m *openMsg) {
 	}
 	sv := s.cur.Load()
 	if m.Model != s.cfg.ModelID || m.Lo < sv.lo || m.Hi > sv.hi {
-		s.refuse(up, remote, fmt.Errorf("infer: asked for blocks %d:%d of model %s; this peer serves blocks %d:%d of model %s",
-			m.Lo, m.Hi, m.Model, sv.lo, sv.hi, s.cfg.ModelID))
+		s.refuse(up, remote, &HopError{Peer: s.cfg.Transport.Self(), Code: CodeRefused, Message: fmt.Sprintf(
+			"asked for blocks %d:%d of model %s; this peer serves blocks %d:%d of model %s",
+			m.Lo, m.Hi, m.Model, sv.lo, sv.hi, s.cfg.ModelID)})
 		return
 	}
 	if !s.admit() {
-		s.refuse(up, remote, fmt.Errorf("infer: busy: serving %d sessions, the limit", cap(s.slots)))
+		s.refuse(up, remote, fmt.Errorf("%w: serving %d sessions, the limit", ErrBusy, cap(s.slots)))
 		return
 	}
 	defer s.release()
@@ -85,28 +88,29 @@ func (s *Service) serve(up *conn, remote string, m *openMsg) {
 	down, err := s.link(ctx, m)
 	cancel()
 	if err != nil {
-		he := asHopError(err, s.cfg.Transport.Self())
-		_ = up.writeJSON(frameError, errorMsg{Peer: he.Peer, Message: he.Message})
+		_ = up.writeError(err, s.cfg.Transport.Self())
 		return
 	}
 	defer down.close()
 
 	var upMu sync.Mutex // the relay goroutine and this one both write up
 	var wg sync.WaitGroup
+	var ending atomic.Bool // set once this hop closes its downstream itself
 	if down.c != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.relayErrors(down.c, up, &upMu)
+			s.relayErrors(down, up, &upMu, &ending)
 		}()
 	}
 	err = s.run(up, down, m, sv.m)
+	ending.Store(true)
 	down.close()
 	wg.Wait()
 	if err != nil && !errors.Is(err, io.EOF) {
 		s.log.Info("infer: session ended", "session", m.Session, "peer", remote, "err", err)
 		upMu.Lock()
-		_ = up.writeJSON(frameError, errorMsg{Peer: s.cfg.Transport.Self(), Message: err.Error()})
+		_ = up.writeError(err, s.cfg.Transport.Self())
 		upMu.Unlock()
 	}
 }
@@ -130,7 +134,7 @@ func (s *Service) link(ctx context.Context, m *openMsg) (*hopLink, error) {
 	}
 	rw, err := s.cfg.Transport.Open(ctx, target.Peer, target.Addrs, ProtocolID)
 	if err != nil {
-		return nil, &HopError{Peer: target.Peer, Message: fmt.Sprintf("cannot reach peer: %v", err)}
+		return nil, &HopError{Peer: target.Peer, Code: CodeFailed, Message: fmt.Sprintf("cannot reach peer: %v", err)}
 	}
 	c := newConn(rw)
 	var once sync.Once
@@ -147,15 +151,21 @@ func (s *Service) link(ctx context.Context, m *openMsg) (*hopLink, error) {
 		closer()
 		return nil, asHopError(err, target.Peer)
 	}
-	return &hopLink{c: c, close: closer}, nil
+	return &hopLink{c: c, peer: target.Peer, close: closer}, nil
 }
 
 // relayErrors forwards error frames from the next hop towards the entry
-// until the downstream stream ends.
-func (s *Service) relayErrors(down, up *conn, mu *sync.Mutex) {
+// until the downstream stream ends; if it ends before this hop closes it,
+// the next hop is blamed.
+func (s *Service) relayErrors(down *hopLink, up *conn, mu *sync.Mutex, ending *atomic.Bool) {
 	for {
-		typ, payload, err := down.read()
+		typ, payload, err := down.c.read()
 		if err != nil {
+			if !ending.Load() {
+				mu.Lock()
+				_ = up.writeError(&HopError{Peer: down.peer, Code: CodeFailed, Message: "link lost: " + err.Error()}, "")
+				mu.Unlock()
+			}
 			return
 		}
 		if typ != frameError {
@@ -208,17 +218,7 @@ func (s *Service) run(up *conn, down *hopLink, m *openMsg, weights *model.Model)
 			err = down.c.writeActs(frameResult, pos+n-1, 1, last)
 		}
 		if err != nil {
-			return fmt.Errorf("infer: sending activations on: %w", err)
+			return &HopError{Peer: down.peer, Code: CodeFailed, Message: "sending activations: " + err.Error()}
 		}
 	}
-}
-
-// asHopError returns err as a *HopError, blaming peer when err does not
-// already name one.
-func asHopError(err error, peer string) *HopError {
-	var he *HopError
-	if errors.As(err, &he) {
-		return he
-	}
-	return &HopError{Peer: peer, Message: err.Error()}
 }

@@ -45,6 +45,9 @@ type Config struct {
 	Servers func(model string) []Server
 	// MaxSessions bounds concurrent sessions this peer serves (default 64).
 	MaxSessions int
+	// MaxRequests bounds concurrent requests this peer fronts as the
+	// entry (default 64); more are refused with ErrBusy.
+	MaxRequests int
 	// StepTimeout bounds the wait for one step's result or for a chain to
 	// open (default 30s); a stalled hop fails the request after it.
 	StepTimeout time.Duration
@@ -79,9 +82,11 @@ func (c *Config) Validate() error {
 // chains planned by others (HandleStream), and fronts requests as the entry
 // peer (Generate, HandleClient). It is safe for concurrent use.
 type Service struct {
-	cfg   Config
-	log   *slog.Logger
-	slots chan struct{} // one token per admitted session
+	cfg      Config
+	log      *slog.Logger
+	slots    chan struct{} // one token per admitted session
+	requests chan struct{} // one token per request fronted
+	bans     bans          // peers that failed, avoided with backoff
 
 	cur atomic.Pointer[serving] // the weights and span served now
 
@@ -104,6 +109,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 64
 	}
+	if cfg.MaxRequests <= 0 {
+		cfg.MaxRequests = 64
+	}
 	if cfg.StepTimeout <= 0 {
 		cfg.StepTimeout = 30 * time.Second
 	}
@@ -120,10 +128,11 @@ func New(cfg Config) (*Service, error) {
 		cfg.Servers = func(string) []Server { return nil }
 	}
 	s := &Service{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		slots:   make(chan struct{}, cfg.MaxSessions),
-		pending: make(map[string]*pending),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		slots:    make(chan struct{}, cfg.MaxSessions),
+		requests: make(chan struct{}, cfg.MaxRequests),
+		pending:  make(map[string]*pending),
 	}
 	s.cur.Store(&serving{cfg.Model, cfg.Lo, cfg.Hi})
 	return s, nil
@@ -172,6 +181,20 @@ func (s *Service) admit() bool {
 }
 
 func (s *Service) release() { <-s.slots }
+
+func (s *Service) enter() bool {
+	select {
+	case s.requests <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Service) leave() { <-s.requests }
+
+// Requests is the number of requests this peer currently fronts.
+func (s *Service) Requests() int { return len(s.requests) }
 
 // Sessions is the number of sessions this peer currently serves.
 func (s *Service) Sessions() int { return len(s.slots) }

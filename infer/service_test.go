@@ -20,8 +20,20 @@ import (
 // unbuffered, which is stricter than a libp2p stream: a protocol that
 // relies on buffering deadlocks here.
 type memNet struct {
-	mu   sync.Mutex
-	svcs map[string]*Service
+	mu    sync.Mutex
+	svcs  map[string]*Service
+	conns map[string][]io.Closer // streams into each peer, for kill
+}
+
+// kill makes peer vanish as a kill -9 would: its streams break and it can
+// no longer be reached.
+func (n *memNet) kill(peer string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.svcs, peer)
+	for _, c := range n.conns[peer] {
+		c.Close()
+	}
 }
 
 type memTransport struct {
@@ -40,6 +52,13 @@ func (t memTransport) Open(ctx context.Context, peer string, addrs []string, pro
 		return nil, fmt.Errorf("no route to %s", peer)
 	}
 	a, b := net.Pipe()
+	t.net.mu.Lock()
+	if t.net.conns == nil {
+		t.net.conns = map[string][]io.Closer{}
+	}
+	t.net.conns[peer] = append(t.net.conns[peer], a, b)
+	t.net.conns[t.id] = append(t.net.conns[t.id], a, b)
+	t.net.mu.Unlock()
 	if proto == ProtocolID {
 		go svc.HandleStream(b, t.id)
 	} else {
@@ -172,9 +191,48 @@ func TestGenerateDeadPeer(t *testing.T) {
 	delete(n.svcs, "peer1")
 	n.mu.Unlock()
 	_, err := svcs[0].Generate(context.Background(), Request{Prompt: "x", Steps: 5}, func(Token) error { return nil })
-	var he *HopError
-	if !errors.As(err, &he) || he.Peer != "peer1" {
-		t.Fatalf("err = %v, want a HopError naming peer1", err)
+	if !errors.Is(err, ErrNoRoute) || !strings.Contains(err.Error(), "peer1: cannot reach peer") {
+		t.Fatalf("err = %v, want no route, naming the failure of peer1", err)
+	}
+}
+
+// TestFailover kills a hop in the middle of a generation; a peer holding
+// the same blocks takes over, the history is replayed to it, and the text
+// is the same as without the failure.
+func TestFailover(t *testing.T) {
+	m, tok := synth(t)
+	var whole memNet
+	want, _ := generate(t, whole.mesh(t, m, tok, [][2]int{{0, 6}})[0], Request{Prompt: "fail", Steps: 60})
+	for _, victim := range []string{"peer1", "peer2"} { // the middle hop, then the last
+		var n memNet
+		svcs := n.mesh(t, m, tok, [][2]int{{0, 2}, {2, 4}, {4, 6}, {2, 6}})
+		// Make peer3 the fallback: it is slower, so the first chain avoids it.
+		servers := []Server{{Peer: "peer0", Lo: 0, Hi: 2}, {Peer: "peer1", Lo: 2, Hi: 4}, {Peer: "peer2", Lo: 4, Hi: 6},
+			{Peer: "peer3", Lo: 2, Hi: 6, BlockMillis: 10}}
+		for _, svc := range svcs {
+			svc.cfg.Servers = func(string) []Server { return servers }
+		}
+		var out bytes.Buffer
+		count := 0
+		st, err := svcs[0].Generate(context.Background(), Request{Prompt: "fail", Steps: 60}, func(tk Token) error {
+			out.Write(tk.Piece)
+			if count++; count == 30 {
+				n.kill(victim)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("kill %s: %v", victim, err)
+		}
+		if out.String() != want {
+			t.Errorf("kill %s: got %q, want %q", victim, out.String(), want)
+		}
+		if len(st.Failovers) == 0 || !strings.Contains(st.Failovers[0], victim) {
+			t.Errorf("kill %s: failovers %q, want one naming it", victim, st.Failovers)
+		}
+		if got := svcs[0].Banned(); len(got) != 1 || got[0] != victim {
+			t.Errorf("kill %s: banned %v", victim, got)
+		}
 	}
 }
 

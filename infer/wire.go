@@ -86,10 +86,29 @@ type returnMsg struct {
 	Session string `json:"session"`
 }
 
-// errorMsg reports a failure towards the entry; Peer names the hop that failed.
+// errorMsg reports a failure towards the entry; Peer names the hop that
+// failed and Code classifies the failure (see CodeFailed and the others).
 type errorMsg struct {
 	Peer    string `json:"peer"`
+	Code    string `json:"code,omitempty"`
 	Message string `json:"message"`
+}
+
+// writeError sends err as an error frame, blaming self unless err already
+// names a peer.
+func (c *conn) writeError(err error, self string) error {
+	he := asHopError(err, self)
+	return c.writeJSON(frameError, errorMsg{Peer: he.Peer, Code: he.Code, Message: he.Message})
+}
+
+// asHopError returns err as a *HopError, blaming peer when err does not
+// already name one.
+func asHopError(err error, peer string) *HopError {
+	var he *HopError
+	if errors.As(err, &he) {
+		return he
+	}
+	return &HopError{Peer: peer, Code: codeOf(err), Message: err.Error()}
 }
 
 // tokenMsg is one decoded token streamed to a client.
@@ -101,12 +120,13 @@ type tokenMsg struct {
 // conn frames one stream. Payloads returned by read are valid until the
 // next read.
 type conn struct {
-	rw  io.ReadWriter
-	r   *bufio.Reader
-	w   *bufio.Writer
-	buf []byte
-	hdr [5]byte
-	out []byte
+	rw   io.ReadWriter
+	r    *bufio.Reader
+	w    *bufio.Writer
+	buf  []byte
+	rhdr [5]byte // read and write sides may run in different goroutines
+	whdr [5]byte
+	out  []byte
 }
 
 func newConn(rw io.ReadWriter) *conn {
@@ -125,10 +145,10 @@ func (c *conn) expect(d time.Duration) {
 // read returns the next frame. It never allocates more than the frame's
 // type allows.
 func (c *conn) read() (byte, []byte, error) {
-	if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
+	if _, err := io.ReadFull(c.r, c.rhdr[:]); err != nil {
 		return 0, nil, err
 	}
-	typ, n := c.hdr[0], binary.BigEndian.Uint32(c.hdr[1:])
+	typ, n := c.rhdr[0], binary.BigEndian.Uint32(c.rhdr[1:])
 	limit := uint32(maxControl)
 	if typ == frameStep || typ == frameResult {
 		limit = maxActs
@@ -151,9 +171,9 @@ func (c *conn) read() (byte, []byte, error) {
 
 // write sends one frame and flushes it.
 func (c *conn) write(typ byte, payload []byte) error {
-	c.hdr[0] = typ
-	binary.BigEndian.PutUint32(c.hdr[1:], uint32(len(payload)))
-	if _, err := c.w.Write(c.hdr[:]); err != nil {
+	c.whdr[0] = typ
+	binary.BigEndian.PutUint32(c.whdr[1:], uint32(len(payload)))
+	if _, err := c.w.Write(c.whdr[:]); err != nil {
 		return err
 	}
 	if _, err := c.w.Write(payload); err != nil {
@@ -237,19 +257,6 @@ func decodeActs(payload []byte, dim, seqLen int, dst []float32) (int, int, []flo
 	return pos, n, dst, nil
 }
 
-// HopError is a failure reported by a peer of the chain.
-type HopError struct {
-	Peer    string
-	Message string
-}
-
-func (e *HopError) Error() string {
-	if e.Peer == "" {
-		return "infer: " + e.Message
-	}
-	return fmt.Sprintf("infer: peer %s: %s", e.Peer, e.Message)
-}
-
 func decodeError(payload []byte) error {
 	var m errorMsg
 	if err := json.Unmarshal(payload, &m); err != nil {
@@ -258,5 +265,8 @@ func decodeError(payload []byte) error {
 	if len(m.Message) > 4096 {
 		m.Message = m.Message[:4096] + "…"
 	}
-	return &HopError{Peer: m.Peer, Message: m.Message}
+	if len(m.Code) > 32 {
+		m.Code = CodeFailed
+	}
+	return &HopError{Peer: m.Peer, Code: m.Code, Message: m.Message}
 }
