@@ -41,6 +41,9 @@ type Config struct {
 	PeerTTL time.Duration
 	// StepTimeout bounds the wait for one hop (default 30s).
 	StepTimeout time.Duration
+	// HTTP, if set, is the HOST:PORT of the HTTP API: OpenAI-compatible
+	// completions, the status API.
+	HTTP string
 	// Progress, if set, receives fetch progress (a terminal's progress
 	// bar); otherwise progress goes to the log.
 	Progress func(what string, done, total int64)

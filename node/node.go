@@ -49,6 +49,9 @@ type Node struct {
 	loading  infer.Span     // blocks being fetched before the first span is served
 	capacity Capacity
 
+	started time.Time
+	http    *httpServer // nil without Config.HTTP
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -77,6 +80,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			go n.replace(ctx)
 		}
 		n.announce(ctx)
+	}
+	if cfg.HTTP != "" {
+		if err := n.startHTTP(ctx); err != nil {
+			n.Close()
+			return nil, err
+		}
 	}
 	n.publish(ctx)
 	lo, hi := n.Blocks()
@@ -124,7 +133,7 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 	}
 	cfg.defaults()
 	log := cfg.Logger
-	n := &Node{cfg: cfg, log: log}
+	n := &Node{cfg: cfg, log: log, started: time.Now()}
 
 	store, err := shards.Open(cfg.Repo, shards.WithLogger(log))
 	if err != nil {
@@ -478,6 +487,9 @@ func (n *Node) Generate(ctx context.Context, req infer.Request, emit func(infer.
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
+		if n.http != nil {
+			err = errors.Join(err, n.stopHTTP())
+		}
 		if n.cancel != nil {
 			n.cancel()
 		}

@@ -17,12 +17,13 @@ type nodeCmd struct {
 	Model     string   `help:"CID of the model to serve (default: the repo's only model)."`
 	Blocks    string   `help:"Block span to serve: LO:HI (half-open), or auto to serve where the mesh needs it (default: all blocks)."`
 	MaxBlocks int      `name:"max-blocks" help:"With --blocks auto, the most blocks to hold (default: what half the free memory fits)."`
+	HTTP      string   `name:"http" help:"Serve the HTTP API (OpenAI-compatible /v1, /api/status) on HOST:PORT."`
 }
 
 func (c *nodeCmd) Run(e *env) error {
 	n, err := node.Start(e.ctx, node.Config{
 		Repo: c.Repo, Listen: c.Listen, Bootstrap: c.Bootstrap, MDNS: !c.NoMDNS,
-		Model: c.Model, Blocks: c.Blocks, MaxBlocks: c.MaxBlocks, Logger: e.log, Progress: progressFunc(),
+		Model: c.Model, Blocks: c.Blocks, MaxBlocks: c.MaxBlocks, HTTP: c.HTTP, Logger: e.log, Progress: progressFunc(),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,82 @@
+package node
+
+import (
+	"time"
+
+	"github.com/strata-mesh/strata/infer"
+)
+
+// Status is a snapshot of a node for operators and the status API.
+type Status struct {
+	Peer      string       `json:"peer"`
+	Addrs     []string     `json:"addrs"`
+	Version   string       `json:"version"`
+	Uptime    float64      `json:"uptime_seconds"`
+	Model     string       `json:"model,omitempty"`
+	ModelName string       `json:"model_name,omitempty"`
+	Layers    int          `json:"layers,omitempty"`
+	Context   int          `json:"context_length,omitempty"`
+	Blocks    [2]int       `json:"blocks"`
+	Loading   [2]int       `json:"loading,omitempty"`
+	Sessions  int          `json:"sessions"` // sessions this node serves as a hop
+	Requests  int          `json:"requests"` // requests this node fronts as the entry
+	Peers     []PeerStatus `json:"peers"`
+	Covered   bool         `json:"covered"`
+	Missing   string       `json:"missing,omitempty"` // blocks no peer serves, "LO:HI, ..."
+	Route     []infer.Hop  `json:"route,omitempty"`   // the chain a request entering here would take now
+	Banned    []string     `json:"banned,omitempty"`
+}
+
+// PeerStatus is one row of the peer table.
+type PeerStatus struct {
+	Peer        string   `json:"peer"`
+	Addrs       []string `json:"addrs"`
+	Model       string   `json:"model,omitempty"`
+	Blocks      [2]int   `json:"blocks"`
+	Loading     bool     `json:"loading,omitempty"`
+	Cores       int      `json:"cores"`
+	MemFree     uint64   `json:"mem_free"`
+	GFLOPS      float64  `json:"gflops"`
+	BlockMillis float64  `json:"block_ms"`
+	Load        float64  `json:"load"`
+	Version     string   `json:"version"`
+}
+
+// Status returns a snapshot of the node.
+func (n *Node) Status() Status {
+	st := Status{
+		Peer: n.ID(), Addrs: n.Addrs(), Version: Version, Uptime: time.Since(n.started).Seconds(),
+		Model: n.modelID,
+	}
+	if n.man != nil {
+		st.ModelName, st.Layers, st.Context = n.man.Name, n.man.Config.NLayers, n.man.Config.SeqLen
+	}
+	n.mu.Lock()
+	st.Blocks = [2]int{n.span.Lo, n.span.Hi}
+	if n.loading.Hi > n.loading.Lo {
+		st.Loading = [2]int{n.loading.Lo, n.loading.Hi}
+	}
+	svc := n.infer
+	n.mu.Unlock()
+	for _, a := range n.gossip.Table().All() {
+		st.Peers = append(st.Peers, PeerStatus{
+			Peer: a.Peer.String(), Addrs: a.Addrs, Model: a.Model, Blocks: [2]int{a.Lo, a.Hi}, Loading: a.Loading,
+			Cores: a.Cores, MemFree: a.MemFree, GFLOPS: a.GFLOPS, BlockMillis: a.BlockMillis, Load: a.Load, Version: a.Version,
+		})
+	}
+	if svc != nil {
+		st.Sessions, st.Requests, st.Banned = svc.Sessions(), svc.Requests(), svc.Banned()
+		servers := n.servers(n.modelID)
+		lo, hi := svc.Serving()
+		if hi > lo {
+			servers = append(servers, infer.Server{Peer: n.ID(), Lo: lo, Hi: hi})
+		}
+		if missing := infer.Missing(servers, n.man.Config.NLayers); len(missing) > 0 {
+			st.Missing = infer.FormatSpans(missing)
+		} else {
+			st.Covered = true
+			st.Route, _ = infer.Plan(servers, n.man.Config.NLayers, n.ID())
+		}
+	}
+	return st
+}
