@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 )
 
 // StreamHandler serves one inbound stream of a protocol from the peer whose
@@ -86,4 +88,34 @@ func IDFromKey(k crypto.PrivKey) (string, error) {
 		return "", fmt.Errorf("mesh: peer id of key: %w", err)
 	}
 	return id.String(), nil
+}
+
+// Ping measures the round-trip time to a connected (or dialable) peer
+// with the libp2p ping protocol; the result also updates the peer's
+// latency average returned by RTT.
+func (m *Mesh) Ping(ctx context.Context, peerID string) (time.Duration, error) {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return 0, fmt.Errorf("%w: peer id %q: %v", ErrBadAddr, peerID, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res, ok := <-ping.Ping(ctx, m.h, id)
+	if !ok {
+		return 0, ctx.Err()
+	}
+	if res.Error != nil {
+		return 0, fmt.Errorf("mesh: ping %s: %w", id, res.Error)
+	}
+	return res.RTT, nil
+}
+
+// RTT is the moving average of round-trip times measured to a peer, or 0
+// if none was measured.
+func (m *Mesh) RTT(peerID string) time.Duration {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return 0
+	}
+	return m.h.Peerstore().LatencyEWMA(id)
 }

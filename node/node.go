@@ -378,6 +378,7 @@ func (n *Node) advertise(ctx context.Context) {
 		n.publish(ctx) // the gossip service expires silent peers itself
 		if tick%5 == 0 {
 			n.keepConnected(ctx)
+			n.measureRTT(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -404,6 +405,23 @@ func (n *Node) keepConnected(ctx context.Context) {
 			cancel()
 		}
 	}
+}
+
+// measureRTT pings every peer in the table, so routes are planned on
+// measured hop latencies.
+func (n *Node) measureRTT(ctx context.Context) {
+	self := n.mesh.ID().String()
+	var wg sync.WaitGroup
+	for _, a := range n.gossip.Table().All() {
+		if id := a.Peer.String(); id != self {
+			wg.Go(func() {
+				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				_, _ = n.mesh.Ping(pctx, id)
+			})
+		}
+	}
+	wg.Wait()
 }
 
 func (n *Node) advert() gossip.Advert {
@@ -435,9 +453,11 @@ func (n *Node) servers(modelID string) []infer.Server {
 		if a.Loading {
 			continue
 		}
+		id := a.Peer.String()
 		out = append(out, infer.Server{
-			Peer: a.Peer.String(), Addrs: a.Addrs, Lo: a.Lo, Hi: a.Hi,
+			Peer: id, Addrs: a.Addrs, Lo: a.Lo, Hi: a.Hi,
 			BlockMillis: a.BlockMillis, Load: a.Load,
+			HopMillis: float64(n.mesh.RTT(id).Microseconds()) / 2e3, // one way
 		})
 	}
 	return out
