@@ -208,6 +208,7 @@ type entrySession struct {
 	fresh   bool // its hops hold no positions yet
 	chain   []Hop
 	first   string // the first remote hop
+	kv      int64  // KV budget held for local
 	s       *Service
 	m       *model.Model
 	local   *model.State // the entry's own leading blocks, or nil
@@ -225,6 +226,11 @@ func (s *Service) open(ctx context.Context, sv *serving, chain []Hop) (*entrySes
 	self := s.cfg.Transport.Self()
 	es := &entrySession{s: s, m: sv.m, chain: chain, timeout: s.cfg.StepTimeout}
 	if chain[0].Peer == self {
+		es.kv = sv.m.StateBytes(chain[0].Lo, chain[0].Hi)
+		if err := s.reserve(es.kv); err != nil {
+			es.kv = 0
+			return nil, &HopError{Peer: self, Code: CodeBusy, Message: err.Error()}
+		}
 		es.local = sv.m.NewState(chain[0].Lo, chain[0].Hi)
 		chain = chain[1:]
 	}
@@ -328,6 +334,8 @@ func (es *entrySession) forward(ctx context.Context, tokens []int, pos int) ([]f
 // close tears the chain down; every hop frees its cache when its upstream
 // stream ends.
 func (es *entrySession) close() {
+	es.s.unreserve(es.kv)
+	es.kv = 0
 	if es.p != nil {
 		es.s.mu.Lock()
 		delete(es.s.pending, es.p.id)

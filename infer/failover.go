@@ -143,11 +143,14 @@ func (r *runner) recover(err error) bool {
 	if errors.As(err, &he) && (he.Code == CodeNoRoute || he.Code == CodeRequest || he.Code == CodeContext || he.Code == CodeModel) {
 		return false
 	}
+	self := r.s.cfg.Transport.Self()
+	if he != nil && he.Code == CodeBusy && he.Peer == self {
+		return false // this peer is full; another chain will not help
+	}
 	if r.sess != nil {
 		r.sess.close()
 		r.sess = nil
 	}
-	self := r.s.cfg.Transport.Self()
 	blame := []string{}
 	switch {
 	case he != nil && he.Peer != "" && he.Peer != self:

@@ -83,6 +83,12 @@ func (s *Service) serve(up *conn, remote string, m *openMsg) {
 		return
 	}
 	defer s.release()
+	kv := sv.m.StateBytes(m.Lo, m.Hi)
+	if err := s.reserve(kv); err != nil {
+		s.refuse(up, remote, err)
+		return
+	}
+	defer s.unreserve(kv)
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StepTimeout)
 	down, err := s.link(ctx, m)

@@ -45,6 +45,10 @@ type Config struct {
 	Servers func(model string) []Server
 	// MaxSessions bounds concurrent sessions this peer serves (default 64).
 	MaxSessions int
+	// MaxKVBytes bounds the memory of the KV caches of all sessions this
+	// peer holds, as a hop and as the entry (default 1 GiB); a session
+	// that does not fit is refused with ErrBusy.
+	MaxKVBytes int64
 	// MaxRequests bounds concurrent requests this peer fronts as the
 	// entry (default 64); more are refused with ErrBusy.
 	MaxRequests int
@@ -87,6 +91,7 @@ type Service struct {
 	slots    chan struct{} // one token per admitted session
 	requests chan struct{} // one token per request fronted
 	bans     bans          // peers that failed, avoided with backoff
+	kv       atomic.Int64  // bytes of KV caches held
 
 	cur atomic.Pointer[serving] // the weights and span served now
 
@@ -108,6 +113,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 64
+	}
+	if cfg.MaxKVBytes <= 0 {
+		cfg.MaxKVBytes = 1 << 30
 	}
 	if cfg.MaxRequests <= 0 {
 		cfg.MaxRequests = 64
@@ -181,6 +189,20 @@ func (s *Service) admit() bool {
 }
 
 func (s *Service) release() { <-s.slots }
+
+// reserve claims n bytes of the KV budget, or says why it cannot.
+func (s *Service) reserve(n int64) error {
+	if used := s.kv.Add(n); used > s.cfg.MaxKVBytes {
+		s.kv.Add(-n)
+		return fmt.Errorf("%w: KV caches would take %d of %d bytes", ErrBusy, used, s.cfg.MaxKVBytes)
+	}
+	return nil
+}
+
+func (s *Service) unreserve(n int64) { s.kv.Add(-n) }
+
+// KVBytes is the memory held by KV caches now.
+func (s *Service) KVBytes() int64 { return s.kv.Load() }
 
 func (s *Service) enter() bool {
 	select {

@@ -196,6 +196,46 @@ func TestGenerateDeadPeer(t *testing.T) {
 	}
 }
 
+// TestAdmission checks that sessions beyond a peer's KV budget or
+// request limit are refused with ErrBusy, and that a busy hop is routed
+// around without being banned.
+func TestAdmission(t *testing.T) {
+	m, tok := synth(t)
+	var n memNet
+	svcs := n.mesh(t, m, tok, [][2]int{{0, 6}, {0, 6}})
+	svcs[0].cfg.MaxKVBytes = 1
+	_, err := svcs[0].Generate(context.Background(), Request{Prompt: "a", Steps: 4}, func(Token) error { return nil })
+	if !errors.Is(err, ErrBusy) {
+		t.Errorf("entry over its KV budget: err = %v, want ErrBusy", err)
+	}
+	svcs[0].cfg.MaxKVBytes = 1 << 30
+
+	// peer1 full: a request entering at peer1 is busy; one entering at
+	// peer0 runs on peer0 alone.
+	svcs[1].cfg.MaxKVBytes = 1
+	if _, err := svcs[1].Generate(context.Background(), Request{Prompt: "a", Steps: 4}, func(Token) error { return nil }); !errors.Is(err, ErrBusy) {
+		t.Errorf("err = %v, want ErrBusy", err)
+	}
+	// An entry serving nothing itself meets a busy hop: it routes around it.
+	var n2 memNet
+	svcs = n2.mesh(t, m, tok, [][2]int{{0, 0}, {0, 6}, {0, 6}})
+	svcs[1].cfg.MaxKVBytes = 1
+	st, err := svcs[0].Generate(context.Background(), Request{Prompt: "a", Steps: 8}, func(Token) error { return nil })
+	if err != nil || st.Chain[0].Peer != "peer2" {
+		t.Errorf("busy hop: %v, chain %v; want a chain through peer2", err, st.Chain)
+	}
+	if b := svcs[0].Banned(); len(b) != 0 {
+		t.Errorf("a busy peer was banned: %v", b)
+	}
+	// Every server busy: the request fails and says why.
+	svcs[2].cfg.MaxKVBytes = 1
+	_, err = svcs[0].Generate(context.Background(), Request{Prompt: "a", Steps: 8}, func(Token) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Errorf("all busy: err = %v, want it to say busy", err)
+	}
+	waitIdle(t, svcs)
+}
+
 // TestFailover kills a hop in the middle of a generation; a peer holding
 // the same blocks takes over, the history is replayed to it, and the text
 // is the same as without the failure.
