@@ -15,16 +15,30 @@ import (
 // the calling goroutine.
 const ParallelThreshold = 1 << 23
 
-// parallelMin is ParallelThreshold; tests lower it to exercise the pool on
-// small matrices.
-var parallelMin = ParallelThreshold
+// ParallelMatMulThreshold is the work (rows*cols*n multiply-adds) from
+// which MatMul splits rows across the worker pool. A batched product does n
+// times the arithmetic of a MatVec for the same weight traffic, so it pays
+// to split much smaller matrices. Measured with BenchmarkMatMul against
+// BenchmarkMatMulSerial on the 2-core development machine (see the commit
+// that set it).
+const ParallelMatMulThreshold = 1 << 20
 
-// job is one MatVec split across the pool. Jobs are recycled through the
+// parallelMin and parallelMulMin are ParallelThreshold and
+// ParallelMatMulThreshold; tests lower them to exercise the pool on small
+// matrices.
+var (
+	parallelMin    = ParallelThreshold
+	parallelMulMin = ParallelMatMulThreshold
+)
+
+// job is one MatVec or MatMul split across the pool. Jobs are recycled through the
 // freeJobs list so a parallel MatVec does not allocate (a sync.Pool would
 // drop them at each GC).
 type job struct {
 	out, w, x []float32
 	cols      int
+	n         int // vectors; 0 for a MatVec
+	ostride   int // MatMul: distance in out between vectors
 	chunk     int // rows per part
 	wg        sync.WaitGroup
 }
@@ -85,19 +99,36 @@ func worker() {
 }
 
 func (j *job) run(lo, hi int) {
-	matVec(j.out[lo:hi], j.w[lo*j.cols:hi*j.cols], j.x, j.cols)
+	if j.n == 0 {
+		matVec(j.out[lo:hi], j.w[lo*j.cols:hi*j.cols], j.x, j.cols)
+		return
+	}
+	matMul(j.out[lo:], j.w[lo*j.cols:hi*j.cols], j.x, hi-lo, j.cols, j.n, j.ostride)
 }
 
 // parallelMatVec splits the rows into poolN ranges (multiples of 4 rows so
 // the kernel's four-row blocks stay whole), queues all but the first to the
 // pool, runs the first on the caller and waits.
 func parallelMatVec(out, w, x []float32, cols int) {
-	rows := len(out)
-	n := poolN
-	chunk := (rows + n - 1) / n
-	chunk = (chunk + 3) &^ 3
 	j := getJob()
-	j.out, j.w, j.x, j.cols, j.chunk = out, w, x, cols, chunk
+	j.out, j.w, j.x, j.cols, j.n, j.ostride = out, w, x, cols, 0, 0
+	j.split(len(out))
+}
+
+// parallelMatMul is parallelMatVec for MatMul: each part computes its row
+// range for all n vectors.
+func parallelMatMul(out, w, x []float32, rows, cols, n int) {
+	j := getJob()
+	j.out, j.w, j.x, j.cols, j.n, j.ostride = out, w, x, cols, n, rows
+	j.split(rows)
+}
+
+// split runs j over rows [0, rows): it queues all parts but the first to
+// the pool, runs the first on the caller, waits and recycles j.
+func (j *job) split(rows int) {
+	chunk := (rows + poolN - 1) / poolN
+	chunk = (chunk + 3) &^ 3
+	j.chunk = chunk
 	for lo := chunk; lo < rows; lo += chunk {
 		j.wg.Add(1)
 		parts <- part{j: j, lo: lo, hi: min(lo+chunk, rows)}
