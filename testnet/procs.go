@@ -23,6 +23,7 @@ type Proc struct {
 	Blocks [2]int
 	Cmd    *exec.Cmd
 	Log    string // file receiving the node's stderr
+	HTTP   string // HOST:PORT of the node's HTTP API, if Options.HTTP
 	done   chan struct{}
 }
 
@@ -62,6 +63,14 @@ func Launch(ctx context.Context, bin string, o Options) (*Procs, error) {
 			"--model", id, "--blocks", Blocks(spans[i])}
 		if i > 0 {
 			args = append(args, "--bootstrap", ps.Nodes[0].Addr)
+		}
+		if o.HTTP {
+			hp, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			p.HTTP = fmt.Sprintf("127.0.0.1:%d", hp)
+			args = append(args, "--http", p.HTTP)
 		}
 		logf, err := os.Create(p.Log)
 		if err != nil {

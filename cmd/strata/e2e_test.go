@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-mesh/strata/infer"
 	"github.com/strata-mesh/strata/internal/reftest"
+	"github.com/strata-mesh/strata/node"
 	"github.com/strata-mesh/strata/testnet"
 )
 
@@ -128,4 +133,74 @@ func TestBadFiles(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "bafkrei") {
 		t.Errorf("good import: %v, %q", err, out)
 	}
+}
+
+// TestFailoverProcesses kills -9 the middle node of a running chain at
+// about token 100; a fourth node holding the same blocks takes over and
+// the text is still REFERENCE.md Case 2. The pause the failure causes is
+// logged.
+func TestFailoverProcesses(t *testing.T) {
+	ref := reftest.Read(t)
+	bin := binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ps, err := testnet.Launch(ctx, bin, testnet.Options{
+		Nodes: 4, Spans: [][2]int{{0, 2}, {2, 4}, {4, 5}, {2, 4}}, Dir: t.TempDir(), HTTP: true,
+		Checkpoint: reftest.Checkpoint(t), Tokenizer: reftest.Tokenizer(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Stop()
+	var out bytes.Buffer
+	var gaps []time.Duration
+	last, count := time.Now(), 0
+	var victim *testnet.Proc
+	st, err := node.Query(ctx, ps.Nodes[0].Addr, infer.Request{Steps: 200}, func(tk infer.Token) error {
+		now := time.Now()
+		gaps = append(gaps, now.Sub(last))
+		last = now
+		out.Write(tk.Piece)
+		if count++; count == 100 {
+			for _, i := range []int{1, 3} { // the holders of blocks 2:4: kill the one in the chain
+				if sessions(t, ps.Nodes[i].HTTP) > 0 {
+					victim = ps.Nodes[i]
+				}
+			}
+			if victim == nil {
+				t.Fatal("no holder of blocks 2:4 serves the session")
+			}
+			if err := victim.Cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatalf("generation did not survive the failure: %v", err)
+	}
+	if out.String()+"\n" != ref.Case2Text {
+		t.Errorf("text after failover differs from REFERENCE.md Case 2:\n%s", out.String())
+	}
+	if len(st.Failovers) == 0 {
+		t.Errorf("no failover recorded; chain %v", st.Chain)
+	}
+	slices.Sort(gaps[1:])
+	t.Logf("killed node %d at token 100; failovers %q; new chain %v; pause %v (median gap %v)",
+		victim.Index, st.Failovers, st.Chain, gaps[len(gaps)-1], gaps[len(gaps)/2])
+}
+
+// sessions reads the number of sessions a node serves from its status API.
+func sessions(t *testing.T, addr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Sessions int }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Sessions
 }
