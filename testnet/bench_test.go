@@ -2,29 +2,37 @@ package testnet
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/strata-mesh/strata/internal/reftest"
 )
 
-// BenchmarkMesh measures greedy stories260K generation through one node
-// holding every block and through three nodes holding 0:2, 2:4 and 4:5,
-// each requested through the entry node, and the latency one network
-// transfer adds per token.
-func BenchmarkMesh(b *testing.B) {
+// BenchmarkHops measures greedy stories260K generation (200 steps) through
+// chains of 1, 2, 3 and 5 nodes on loopback, entered at the first node,
+// and the latency each network transfer adds to a token compared with one
+// node holding every block.
+func BenchmarkHops(b *testing.B) {
 	ckpt, tok := reftest.Checkpoint(b), reftest.Tokenizer(b)
 	ctx := context.Background()
-	for b.Loop() {
-		alone, err := BenchMesh(ctx, Options{Checkpoint: ckpt, Tokenizer: tok, Spans: [][2]int{{0, 5}}}, 200, 5)
-		if err != nil {
-			b.Fatal(err)
-		}
-		three, err := BenchMesh(ctx, Options{Checkpoint: ckpt, Tokenizer: tok, Spans: Split(5, 3)}, 200, 5)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(alone.TokPerSec, "tok/s-1node")
-		b.ReportMetric(three.TokPerSec, "tok/s-3nodes")
-		b.ReportMetric(HopMicros(three, alone), "µs/hop")
+	alone, err := BenchMesh(ctx, Options{Checkpoint: ckpt, Tokenizer: tok, Spans: Split(5, 1)}, 200, 5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, nodes := range []int{1, 2, 3, 5} {
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
+			var res BenchResult
+			for b.Loop() {
+				if res, err = BenchMesh(ctx, Options{Checkpoint: ckpt, Tokenizer: tok, Spans: Split(5, nodes)}, 200, 5); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(res.TokPerSec, "tok/s")
+			b.ReportMetric(res.MsPerToken()*1e3, "µs/token")
+			b.ReportMetric(float64(res.Transfers), "transfers/token")
+			if res.Transfers > 0 {
+				b.ReportMetric(HopMicros(res, alone), "µs/transfer")
+			}
+		})
 	}
 }

@@ -11,7 +11,6 @@ type benchCmd struct {
 	Tokenizer string `help:"llama2.c tokenizer for --model." type:"existingfile"`
 	Steps     int    `help:"Greedy steps per generation." default:"200"`
 	Rounds    int    `help:"Generations per configuration." default:"5"`
-	Nodes     int    `help:"Nodes in the split configuration." default:"3"`
 }
 
 func (c *benchCmd) Run(e *env) error {
@@ -27,19 +26,24 @@ func (c *benchCmd) Run(e *env) error {
 	local := testnet.BenchLocal(m, c.Steps, c.Rounds)
 	fmt.Printf("  %-44s %9.0f tok/s\n", local.Name, local.TokPerSec)
 	o := testnet.Options{Checkpoint: c.Model, Tokenizer: c.Tokenizer}
-	o.Spans = [][2]int{{0, cfg.NLayers}}
-	alone, err := testnet.BenchMesh(e.ctx, o, c.Steps, c.Rounds)
-	if err != nil {
-		return err
+	var alone testnet.BenchResult
+	for _, nodes := range []int{1, 2, 3, 5} {
+		if nodes > cfg.NLayers {
+			break
+		}
+		o.Spans = testnet.Split(cfg.NLayers, nodes)
+		res, err := testnet.BenchMesh(e.ctx, o, c.Steps, c.Rounds)
+		if err != nil {
+			return err
+		}
+		if nodes == 1 {
+			alone = res
+			fmt.Printf("  %-44s %9.0f tok/s  %7.0f µs/token\n", "1 node, all blocks (the entry runs them)", res.TokPerSec, res.MsPerToken()*1e3)
+			continue
+		}
+		fmt.Printf("  %-44s %9.0f tok/s  %7.0f µs/token  %d transfers/token, %.0f µs each\n",
+			fmt.Sprintf("%d nodes over libp2p, spans %v", nodes, o.Spans), res.TokPerSec, res.MsPerToken()*1e3,
+			res.Transfers, testnet.HopMicros(res, alone))
 	}
-	fmt.Printf("  %-44s %9.0f tok/s\n", "1 node, all blocks (entry runs them)", alone.TokPerSec)
-	o.Spans = testnet.Split(cfg.NLayers, c.Nodes)
-	split, err := testnet.BenchMesh(e.ctx, o, c.Steps, c.Rounds)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("  %-44s %9.0f tok/s  (%d network transfers per token)\n",
-		fmt.Sprintf("%d nodes over libp2p, spans %v", c.Nodes, o.Spans), split.TokPerSec, split.Transfers)
-	fmt.Printf("  %-44s %9.0f µs\n", "added latency per network hop", testnet.HopMicros(split, alone))
 	return nil
 }
