@@ -104,9 +104,11 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {
 			Message: "malformed JSON body: " + err.Error()}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			e.Param = te.Field
+			// Fields of embedded structs come prefixed with the Go type name.
+			field := strings.TrimPrefix(te.Field, "sampling.")
+			e.Param = field
 			e.Code = "invalid_type"
-			e.Message = fmt.Sprintf("field %q: JSON %s is not a valid %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
+			e.Message = fmt.Sprintf("field %q: JSON %s is not a valid %s", field, te.Value, jsonKind(te.Type.Kind().String()))
 		}
 		var fe *fieldError
 		if errors.As(err, &fe) {
