@@ -85,7 +85,8 @@ func (b *Batch) MaxN() int { return b.maxN }
 // pos[j]) would; each xs[j] ends bitwise equal to what that call gives.
 //
 // The three slices must have the same length n, 0 ≤ n ≤ MaxN (n = 0 does
-// nothing). Every State must be distinct and made for the Batch's model
+// nothing). The activations must not overlap one another. Every State must
+// be distinct and made for the Batch's model
 // configuration and span. It panics otherwise, or if a position is outside
 // [0, SeqLen) or an activation has the wrong length: callers validate
 // remote input first. It does not allocate.

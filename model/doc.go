@@ -11,9 +11,9 @@
 // BlockFromTensors, HeadFromTensors) is validated with bounded allocation
 // and returns an error wrapping an exported sentinel (ErrConfig, ErrFormat,
 // ErrTruncated, ErrTrailing, ErrTokenizer) — never a panic. The compute
-// API (Forward, Embed, Logits, Step, NewState, Sampler.Sample) panics on
-// misuse that only a programming error can cause: wrong slice lengths, a
-// position beyond SeqLen, a token outside the vocabulary, an unloaded
+// API (Forward, Embed, Logits, Step, NewState, NewBatch, Batch.Forward,
+// Batch.ForwardSeq, Sampler.Sample) panics on misuse that only a
+// programming error can cause: wrong slice lengths, a position beyond SeqLen, a token outside the vocabulary, an unloaded
 // block. Callers validate remote input (tokens, positions, spans with
 // CheckSpan) before calling it.
 //
@@ -22,7 +22,9 @@
 //   - Weights are immutable once a Model is built and may be shared by any
 //     number of goroutines and States. A State (KV cache and scratch) belongs
 //     to one session and is used by one goroutine at a time.
-//   - Forward, Step and Sample do not allocate.
+//   - Forward, Step, Sample, Batch.Forward and Batch.ForwardSeq do not
+//     allocate. A Batch (scratch for several steps) is used by one goroutine
+//     at a time, like a State.
 //   - The forward pass is llama2.c run.c's: RMSNorm (eps from Config),
 //     grouped-query attention (query head h reads kv head h/(NHeads/NKVHeads))
 //     with scores scaled by 1/sqrt(head_size), RoPE on adjacent pairs with
@@ -32,7 +34,10 @@
 //     summation order of package tensor, so the same weights and inputs give
 //     bitwise the same activations on every machine, and running a model
 //     split into spans [0,a), [a,b), … on separate States gives bitwise the
-//     same logits as running it whole.
+//     same logits as running it whole. Batching never changes a result
+//     either: Batch.Forward (one position of each of several sessions) and
+//     Batch.ForwardSeq (several positions of one session) give each step
+//     bitwise the activations and KV-cache entries Forward gives it alone.
 //   - Tokenizer.Encode/Decode and Sampler reproduce run.c's encode(),
 //     decode() and sample() (same token ids for the same seed).
 //   - Tensor names and shapes (Block.Tensors, Head.Tensors) are part of the

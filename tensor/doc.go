@@ -1,10 +1,11 @@
 // Package tensor holds the float32 kernels of the transformer forward pass:
-// matrix–vector product, dot product, RMSNorm, softmax, SiLU gating,
+// matrix–vector product, batched matrix product (several vectors through one
+// matrix, for serving several sessions at once), dot product, RMSNorm, softmax, SiLU gating,
 // residual add and rotary position embedding (RoPE).
 //
 // The package is pure: no I/O, no clock, no randomness. Its only state is a
-// lazily started pool of worker goroutines that MatVec uses for large
-// matrices; the workers are parked on a channel when idle and are shared by
+// lazily started pool of worker goroutines that MatVec and MatMul use
+// for large products; the workers are parked on a channel when idle and are shared by
 // every caller in the process.
 //
 // # Shapes
@@ -18,8 +19,8 @@
 // (callers validate remote data before it reaches a kernel), so kernels
 // panic on it rather than return an error.
 //
-// The AVX2 kernels (amd64, chosen at run time: MatVec, and the exponential
-// inside Softmax) perform the same operations in the same order with plain
+// The AVX2 kernels (amd64, chosen at run time: MatVec, MatMul, and the
+// exponential inside Softmax) perform the same operations in the same order with plain
 // multiplies and adds, so they are bitwise identical to the portable Go
 // code; tests compare the two.
 //
@@ -27,7 +28,7 @@
 //
 // Unless a function documents otherwise, an output slice must not overlap an
 // input slice. RMSNorm, Softmax, SiLUMul, Add and RoPE explicitly allow (or
-// are defined as) in-place operation; MatVec's out must not overlap w or x.
+// are defined as) in-place operation; MatVec's and MatMul's out must not overlap w or x.
 //
 // # Numerics
 //
@@ -40,7 +41,8 @@
 // 1/sqrt(mean(x²)+eps), softmax with the maximum subtracted and a sequential
 // sum. Dot products use a fixed summation order (eight interleaved partial
 // sums, a fixed reduction tree, then the tail), so results are
-// deterministic: the same inputs give the same bits on every machine and at
-// every degree of parallelism. They differ from a naive sequential sum by
+// deterministic: the same inputs give the same bits on every machine, at
+// every degree of parallelism, and whether a vector goes through MatVec
+// alone or through MatMul with any number of other vectors. They differ from a naive sequential sum by
 // normal float32 rounding (about 1e-7 relative).
 package tensor
