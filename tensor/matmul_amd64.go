@@ -1,5 +1,19 @@
 package tensor
 
+import "golang.org/x/sys/cpu"
+
+// useAVX512 selects matMul4AVX512, which packs two eight-lane
+// accumulators into each 512-bit register (same lanes, same order, so the
+// same bits as the AVX2 kernels). It needs AVX2 as well: the other kernels
+// and the reductions use it.
+var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL
+
+// matMul4AVX512 is matMul2AVX2 for the four vectors x[k*cols:(k+1)*cols],
+// writing out[k*ostride+r].
+//
+//go:noescape
+func matMul4AVX512(out, w, x *float32, rows, cols, n8, ostride int)
+
 // matMul2AVX2 sets out[r] and out[ostride+r] (r < rows) to the reduced
 // eight-lane partial sums of row r of w with the vectors x[0:cols] and
 // x[cols:2*cols] over their first n8 columns, in Dot's order. Each loaded
@@ -25,6 +39,11 @@ func matMul(out, w, x []float32, rows, cols, n, ostride int) {
 		hi := min(lo+tr, rows)
 		wt := &w[lo*cols]
 		j := 0
+		if useAVX512 {
+			for ; j+4 <= n; j += 4 {
+				matMul4AVX512(&out[j*ostride+lo], wt, &x[j*cols], hi-lo, cols, n8, ostride)
+			}
+		}
 		for ; j+2 <= n; j += 2 {
 			matMul2AVX2(&out[j*ostride+lo], wt, &x[j*cols], hi-lo, cols, n8, ostride)
 		}

@@ -8,13 +8,22 @@ import (
 )
 
 // withKernels runs f once with the kernels this machine selects and, when
-// that is the AVX2 path, once more with the portable Go code.
+// those are the AVX-512 or AVX2 paths, again with AVX2 only and with the
+// portable Go code.
 func withKernels(t *testing.T, f func(t *testing.T)) {
 	t.Run("native", f)
+	if useAVX512 {
+		t.Run("avx2", func(t *testing.T) {
+			useAVX512 = false
+			defer func() { useAVX512 = true }()
+			f(t)
+		})
+	}
 	if useAVX2 {
 		t.Run("portable", func(t *testing.T) {
-			useAVX2 = false
-			defer func() { useAVX2 = true }()
+			avx512 := useAVX512
+			useAVX2, useAVX512 = false, false
+			defer func() { useAVX2, useAVX512 = true, avx512 }()
 			f(t)
 		})
 	}
