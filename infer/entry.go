@@ -211,7 +211,7 @@ type entrySession struct {
 	kv      int64  // KV budget held for local
 	s       *Service
 	m       *model.Model
-	local   *model.State // the entry's own leading blocks, or nil
+	local   *stepper // the entry's own leading blocks, or nil
 	remote  bool
 	rw      io.ReadWriteCloser
 	c       *conn
@@ -231,7 +231,7 @@ func (s *Service) open(ctx context.Context, sv *serving, chain []Hop) (*entrySes
 			es.kv = 0
 			return nil, &HopError{Peer: self, Code: CodeBusy, Message: err.Error()}
 		}
-		es.local = sv.m.NewState(chain[0].Lo, chain[0].Hi)
+		es.local = s.newStepper(sv.m, sv.m.NewState(chain[0].Lo, chain[0].Hi))
 		chain = chain[1:]
 	}
 	if len(chain) == 0 {
@@ -300,11 +300,10 @@ func (es *entrySession) forward(ctx context.Context, tokens []int, pos int) ([]f
 	}
 	xs := es.xs[:len(tokens)*dim]
 	for i, t := range tokens {
-		x := xs[i*dim : (i+1)*dim]
-		m.Embed(t, x)
-		if es.local != nil {
-			m.Forward(es.local, x, pos+i)
-		}
+		m.Embed(t, xs[i*dim:(i+1)*dim])
+	}
+	if es.local != nil {
+		es.local.forward(xs, pos, len(tokens))
 	}
 	if !es.remote {
 		return xs[len(xs)-dim:], nil
@@ -336,6 +335,10 @@ func (es *entrySession) forward(ctx context.Context, tokens []int, pos int) ([]f
 func (es *entrySession) close() {
 	es.s.unreserve(es.kv)
 	es.kv = 0
+	if es.local != nil {
+		es.local.close()
+		es.local = nil
+	}
 	if es.p != nil {
 		es.s.mu.Lock()
 		delete(es.s.pending, es.p.id)

@@ -188,6 +188,8 @@ func (s *Service) run(up *conn, down *hopLink, m *openMsg, weights *model.Model)
 	cfg := weights.Config
 	dim := cfg.Dim
 	st := weights.NewState(m.Lo, m.Hi)
+	step := s.newStepper(weights, st)
+	defer step.close()
 	if err := up.write(frameAck, nil); err != nil {
 		return err
 	}
@@ -210,9 +212,7 @@ func (s *Service) run(up *conn, down *hopLink, m *openMsg, weights *model.Model)
 		if pos > filled {
 			return fmt.Errorf("%w: step at position %d but only %d positions are cached", ErrProtocol, pos, filled)
 		}
-		for i := 0; i < n; i++ {
-			weights.Forward(st, xs[i*dim:(i+1)*dim], pos+i)
-		}
+		step.forward(xs, pos, n)
 		filled = pos + n
 		last := xs[(n-1)*dim:]
 		switch {

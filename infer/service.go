@@ -49,6 +49,9 @@ type Config struct {
 	// peer holds, as a hop and as the entry (default 1 GiB); a session
 	// that does not fit is refused with ErrBusy.
 	MaxKVBytes int64
+	// NoBatch turns continuous batching off: every session's step runs on
+	// its own (for comparison; outputs are the same either way).
+	NoBatch bool
 	// MaxRequests bounds concurrent requests this peer fronts as the
 	// entry (default 64); more are refused with ErrBusy.
 	MaxRequests int
@@ -95,8 +98,9 @@ type Service struct {
 
 	cur atomic.Pointer[serving] // the weights and span served now
 
-	mu      sync.Mutex
-	pending map[string]*pending // entry sessions awaiting results, by session id
+	mu       sync.Mutex
+	pending  map[string]*pending   // entry sessions awaiting results, by session id
+	batchers map[batchKey]*batcher // one per span with sessions
 }
 
 // serving is a span of loaded blocks. Sessions keep the serving they
@@ -141,6 +145,7 @@ func New(cfg Config) (*Service, error) {
 		slots:    make(chan struct{}, cfg.MaxSessions),
 		requests: make(chan struct{}, cfg.MaxRequests),
 		pending:  make(map[string]*pending),
+		batchers: make(map[batchKey]*batcher),
 	}
 	s.cur.Store(&serving{cfg.Model, cfg.Lo, cfg.Hi})
 	return s, nil
