@@ -575,7 +575,8 @@ func (n *Node) fail(w http.ResponseWriter, r *http.Request, s *sse, err error) {
 	_ = s.send(e.body())
 }
 
-// stopper cuts generated text at the first of its stop sequences. It
+// stopper cuts generated text at the first of its stop sequences to end
+// in the text. It
 // holds back the end of the text while it could still be the start of a
 // stop sequence, so a sequence split across pieces is found too.
 type stopper struct {
@@ -590,10 +591,14 @@ func (s *stopper) add(piece string) (string, bool) {
 		return piece, false
 	}
 	s.pend += piece
-	cut := -1
+	// Cut at the occurrence that ends first (then the longest): the text
+	// is passed on as soon as no stop sequence can begin in it, so this is
+	// the occurrence seen first however the text is split into pieces.
+	cut, end := -1, -1
 	for _, x := range s.stops {
-		if i := strings.Index(s.pend, x); i >= 0 && (cut < 0 || i < cut) {
-			cut = i
+		i := strings.Index(s.pend, x)
+		if i >= 0 && (cut < 0 || i+len(x) < end || i+len(x) == end && i < cut) {
+			cut, end = i, i+len(x)
 		}
 	}
 	if cut >= 0 {
