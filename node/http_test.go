@@ -50,7 +50,7 @@ func (l logRecorder) has(msg string) bool {
 }
 
 // refRepo imports the reference model into a fresh repo dir.
-func refRepo(t *testing.T) (dir, id string) {
+func refRepo(t testing.TB) (dir, id string) {
 	t.Helper()
 	m, tok := reftest.Load(t)
 	dir = t.TempDir()
@@ -634,5 +634,66 @@ func TestHTTPMesh(t *testing.T) {
 		if st := nd.Status(); st.Requests != 0 {
 			t.Errorf("%d requests still running after the stream", st.Requests)
 		}
+	}
+}
+
+// TestHTTPNoRoute asks a node that serves only blocks 0:2, alone in its
+// mesh, for a completion: 503 with Retry-After, and its API keeps serving.
+func TestHTTPNoRoute(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir, id := refRepo(t)
+	n, err := Start(ctx, Config{Repo: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Model: id, Blocks: "0:2", HTTP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	base := "http://" + n.HTTPAddr()
+	for _, body := range []string{`{"prompt":"Once upon a time"}`, `{"prompt":"Once","stream":true}`} {
+		r := do(t, ctx, "POST", base+"/v1/completions", body)
+		e := decode[testCompletion](t, r).Error
+		if r.status != http.StatusServiceUnavailable || e == nil || e.Type != typeServer || e.Code != "no_route" || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s: %d %s (Retry-After %q), want 503 no_route", body, r.status, r.body, r.header.Get("Retry-After"))
+		}
+	}
+	if r := do(t, ctx, "GET", base+"/v1/models", ""); r.status != http.StatusOK {
+		t.Errorf("GET /v1/models after the failures: %d", r.status)
+	}
+	if st := n.Status(); st.Requests != 0 {
+		t.Errorf("%d requests still running", st.Requests)
+	}
+}
+
+// BenchmarkHTTPCompletion measures greedy generation through the HTTP
+// API of one node serving stories260K whole, streamed and not.
+func BenchmarkHTTPCompletion(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, _ := refRepo(b)
+	n, err := Start(ctx, Config{Repo: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, HTTP: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	base := "http://" + n.HTTPAddr()
+	for _, streamed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("stream=%t", streamed), func(b *testing.B) {
+			body := fmt.Sprintf(`{"prompt":"","temperature":0,"max_tokens":200,"stream":%t}`, streamed)
+			tokens := 0
+			start := time.Now()
+			for b.Loop() {
+				resp, err := http.Post(base+"/v1/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d, %v", resp.StatusCode, err)
+				}
+				tokens += 200
+			}
+			b.ReportMetric(float64(tokens)/time.Since(start).Seconds(), "tok/s")
+		})
 	}
 }
