@@ -33,6 +33,7 @@ func (n *Node) startHTTP(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           n.apiHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute, // idle keep-alive connections are closed
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	n.http = &httpServer{srv: srv, ln: ln}
