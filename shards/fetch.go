@@ -219,6 +219,10 @@ func newPlan(c cid.Cid, size int64, chunks []Digest, chunkSize int) (plan, error
 
 func (p *plan) n() int { return len(p.digests) }
 
+// chunked reports whether the object has a chunk list, so that its chunk
+// digests and its CID are separate checks.
+func (p *plan) chunked() bool { return p.chunkSize < p.size }
+
 // span returns the offset and length of chunk k.
 func (p *plan) span(k int) (int64, int64) {
 	off := int64(k) * p.chunkSize
@@ -232,6 +236,10 @@ type job struct {
 	path     string
 	file     *os.File
 	progress func(done, total int64)
+	// whole hashes the object as its chunks arrive, for the final check
+	// against the CID; nil when the object has no chunk list, as its one
+	// chunk is then verified against the CID itself.
+	whole *wholeHash
 
 	mu       sync.Mutex
 	wake     *sync.Cond
@@ -279,14 +287,19 @@ func (f *Fetcher) openJob(p plan) (*job, error) {
 		fh.Close()
 		return nil, fmt.Errorf("%w: partial file: %w", errLocal, err)
 	}
-	if err := fh.Truncate(p.size); err != nil {
+	if err := preallocate(fh, p.size); err != nil {
 		fh.Close()
 		os.Remove(j.path)
 		return nil, fmt.Errorf("%w: partial file: %w", errLocal, err)
 	}
+	if p.chunked() {
+		j.whole = newWholeHash(&j.plan, fh)
+	}
 	for k := range p.n() {
 		if !j.done[k] {
 			j.queue = append(j.queue, k)
+		} else if j.whole != nil {
+			j.whole.onDisk(k)
 		}
 	}
 	return j, nil
@@ -431,15 +444,23 @@ func (j *job) complete(k int, n int64) {
 	}
 }
 
-// finish syncs the complete partial file, verifies it against the CID and
-// installs it.
+// finish verifies the complete partial file against the CID, from the
+// hash computed as the chunks arrived, syncs it and installs it.
 func (j *job) finish() error {
+	if j.whole != nil {
+		sum, reread, err := j.whole.sum()
+		if err != nil {
+			return err
+		}
+		j.f.log().Debug("shards: object hashed while fetching", "cid", j.plan.cid, "size", j.plan.size, "read_back", reread)
+		if got := cidOf(sum); !got.Equals(j.plan.cid) {
+			os.Remove(j.path)
+			return fmt.Errorf("chunk digests do not add up to the CID: %w: %s: %w: %d bytes hash to %s",
+				ErrCorrupt, j.plan.cid, ErrMismatch, j.plan.size, got)
+		}
+	}
 	if err := j.file.Sync(); err != nil {
 		return fmt.Errorf("%w: sync: %w", errLocal, err)
-	}
-	if err := verifyFile(j.file, j.plan.cid, j.plan.size); err != nil {
-		os.Remove(j.path)
-		return fmt.Errorf("chunk digests do not add up to the CID: %w", err)
 	}
 	if err := j.file.Close(); err != nil {
 		return fmt.Errorf("%w: close: %w", errLocal, err)

@@ -190,6 +190,10 @@ func (j *job) store(p Provider, k int, buf []byte) error {
 	if _, err := j.file.WriteAt(buf, off); err != nil {
 		return fmt.Errorf("%w: write partial file: %w", errLocal, err)
 	}
+	startWriteback(j.file, off, int64(len(buf)))
+	if j.whole != nil {
+		j.whole.put(k, buf)
+	}
 	j.complete(k, int64(len(buf)))
 	return nil
 }
@@ -244,6 +248,10 @@ func (j *job) receive(p Provider, r *reader, k int) error {
 	if Digest(sum) != j.plan.digests[k] {
 		j.banFor(p, k, evidence(j.plan.digests[k], sum, l))
 		return fmt.Errorf("%w: %w: chunk %d failed verification", errBanned, ErrMismatch, k)
+	}
+	startWriteback(j.file, off, l)
+	if j.whole != nil {
+		j.whole.onDisk(k)
 	}
 	j.complete(k, l)
 	return nil
