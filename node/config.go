@@ -41,6 +41,10 @@ type Config struct {
 	PeerTTL time.Duration
 	// StepTimeout bounds the wait for one hop (default 30s).
 	StepTimeout time.Duration
+	// NoBatch turns off continuous batching of concurrent sessions.
+	NoBatch bool
+	// MaxRequests bounds the requests this node fronts at once (default 64).
+	MaxRequests int
 	// HTTP, if set, is the HOST:PORT of the HTTP API: OpenAI-compatible
 	// completions, the status API.
 	HTTP string

@@ -353,6 +353,7 @@ func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
 		svc, err := infer.New(infer.Config{
 			ModelID: n.modelID, Model: m, Tokenizer: n.tok, Lo: sp.Lo, Hi: sp.Hi,
 			Transport: transport{n.mesh}, Servers: n.servers, StepTimeout: n.cfg.StepTimeout, Logger: n.log,
+			NoBatch: n.cfg.NoBatch, MaxRequests: n.cfg.MaxRequests,
 		})
 		if err != nil {
 			return err

@@ -31,10 +31,9 @@ func (r loadResult) percentile(p float64) time.Duration {
 	return g[min(len(g)-1, int(p*float64(len(g))))]
 }
 
-// load runs sessions concurrent greedy requests of steps positions from
-// clients over libp2p, spread over the entries, and checks every text
+// load runs sessions concurrent copies of req from clients over libp2p, spread over the entries, and checks every text
 // against want.
-func load(ctx context.Context, entries []*node.Node, sessions, steps int, want string) loadResult {
+func load(ctx context.Context, entries []*node.Node, sessions int, req infer.Request, want string) loadResult {
 	var mu sync.Mutex
 	var res loadResult
 	var wg sync.WaitGroup
@@ -45,7 +44,7 @@ func load(ctx context.Context, entries []*node.Node, sessions, steps int, want s
 			var out bytes.Buffer
 			var gaps []time.Duration
 			last := time.Now()
-			st, err := node.Query(ctx, entry.Addrs()[0], infer.Request{Steps: steps}, func(t infer.Token) error {
+			st, err := node.Query(ctx, entry.Addrs()[0], req, func(t infer.Token) error {
 				now := time.Now()
 				gaps = append(gaps, now.Sub(last))
 				last = now
@@ -71,6 +70,51 @@ func load(ctx context.Context, entries []*node.Node, sessions, steps int, want s
 	return res
 }
 
+// BenchmarkLoad runs 32 concurrent streaming sessions of 200 greedy
+// steps through a three-node mesh, with continuous batching and without,
+// on stories260K and on the default synthetic model (whose weights do not
+// fit in cache, so batching shares their loads), and reports the
+// aggregate tokens/s and the per-token latency a client sees.
+func BenchmarkLoad(b *testing.B) {
+	for _, name := range []string{"stories260K", "synthetic"} {
+		for _, batch := range []bool{true, false} {
+			b.Run(fmt.Sprintf("model=%s/batching=%v", name, batch), func(b *testing.B) {
+				ctx := context.Background()
+				o := Options{Nodes: 3, Dir: b.TempDir(), NoBatch: !batch}
+				if name == "stories260K" {
+					o.Checkpoint, o.Tokenizer = reftest.Checkpoint(b), reftest.Tokenizer(b)
+				}
+				net, err := Start(ctx, o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer net.Close()
+				if err := net.WaitCovered(ctx); err != nil {
+					b.Fatal(err)
+				}
+				req := infer.Request{Prompt: "Once upon a time", Steps: 200}
+				var want bytes.Buffer // what one session alone prints
+				if _, err := net.Nodes[0].Generate(ctx, req, func(t infer.Token) error {
+					want.Write(t.Piece)
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+				var res loadResult
+				for b.Loop() {
+					res = load(ctx, net.Nodes, 32, req, want.String())
+					if len(res.failures) > 0 {
+						b.Fatal(res.failures[0])
+					}
+				}
+				b.ReportMetric(float64(res.tokens)/res.wall.Seconds(), "tok/s")
+				b.ReportMetric(float64(res.percentile(0.5).Microseconds())/1e3, "p50-ms/token")
+				b.ReportMetric(float64(res.percentile(0.95).Microseconds())/1e3, "p95-ms/token")
+			})
+		}
+	}
+}
+
 // TestConcurrentSessions runs 32 streaming sessions at once through a
 // three-node stories260K mesh: every one must print the reference text,
 // and afterwards no node may hold a session or a request.
@@ -87,7 +131,7 @@ func TestConcurrentSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ref.Case2Text[:len(ref.Case2Text)-1]
-	res := load(ctx, net.Nodes, 32, 200, want)
+	res := load(ctx, net.Nodes, 32, infer.Request{Steps: 200}, want)
 	for _, f := range res.failures {
 		t.Error(f)
 	}
