@@ -17,7 +17,7 @@ type Status struct {
 	Layers    int          `json:"layers,omitempty"`
 	Context   int          `json:"context_length,omitempty"`
 	Blocks    [2]int       `json:"blocks"`
-	Loading   [2]int       `json:"loading,omitempty"`
+	Loading   []int        `json:"loading,omitempty"` // [lo, hi] while the first span loads
 	Sessions  int          `json:"sessions"` // sessions this node serves as a hop
 	Requests  int          `json:"requests"` // requests this node fronts as the entry
 	Peers     []PeerStatus `json:"peers"`
@@ -54,7 +54,7 @@ func (n *Node) Status() Status {
 	n.mu.Lock()
 	st.Blocks = [2]int{n.span.Lo, n.span.Hi}
 	if n.loading.Hi > n.loading.Lo {
-		st.Loading = [2]int{n.loading.Lo, n.loading.Hi}
+		st.Loading = []int{n.loading.Lo, n.loading.Hi}
 	}
 	svc := n.infer
 	n.mu.Unlock()
