@@ -18,8 +18,8 @@ type Status struct {
 	Context   int          `json:"context_length,omitempty"`
 	Blocks    [2]int       `json:"blocks"`
 	Loading   []int        `json:"loading,omitempty"` // [lo, hi] while the first span loads
-	Sessions  int          `json:"sessions"` // sessions this node serves as a hop
-	Requests  int          `json:"requests"` // requests this node fronts as the entry
+	Sessions  int          `json:"sessions"`          // sessions this node serves as a hop
+	Requests  int          `json:"requests"`          // requests this node fronts as the entry
 	Peers     []PeerStatus `json:"peers"`
 	Covered   bool         `json:"covered"`
 	Missing   string       `json:"missing,omitempty"` // blocks no peer serves, "LO:HI, ..."
