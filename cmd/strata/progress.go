@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"sync"
 
@@ -23,6 +24,22 @@ func progressFunc() func(what string, done, total int64) {
 	}
 	b := &bars{m: map[string]*progressbar.ProgressBar{}}
 	return b.update
+}
+
+// progressReader reports how much of a file has been read.
+type progressReader struct {
+	r      io.Reader
+	done   int64
+	total  int64
+	what   string
+	report func(what string, done, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	p.report(p.what, min(p.done, p.total), p.total)
+	return n, err
 }
 
 func (b *bars) update(what string, done, total int64) {

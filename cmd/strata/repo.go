@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,7 +50,13 @@ func (c *importCmd) Run(e *env) error {
 		return err
 	}
 	defer f.Close()
-	m, err := model.ReadLlama2C(bufio.NewReaderSize(f, 1<<20))
+	var r io.Reader = f
+	if progress := progressFunc(); progress != nil {
+		if fi, err := f.Stat(); err == nil {
+			r = &progressReader{r: f, total: fi.Size(), report: progress, what: "reading " + filepath.Base(c.Checkpoint)}
+		}
+	}
+	m, err := model.ReadLlama2C(bufio.NewReaderSize(r, 1<<20))
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", c.Checkpoint, err)
 	}
