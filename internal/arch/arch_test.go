@@ -21,6 +21,7 @@ var rank = map[string]int{
 	"mesh":      3,
 	"gossip":    3,
 	"infer":     4,
+	"train":     4,
 	"node":      5,
 	"testnet":   6,
 	"cmd":       7,
