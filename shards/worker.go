@@ -155,8 +155,10 @@ func (j *job) work(ctx context.Context, p Provider) error {
 }
 
 // asyncChunks is the number of whole chunks per provider that may wait to
-// be verified and written while the next one is read.
-const asyncChunks = 3
+// be verified, written and hashed into the whole-object digest while the
+// next one is read; a chunk waiting its turn for the whole-object hash
+// holds its buffer, so a few more than the CPUs keep the reader busy.
+const asyncChunks = 8
 
 // readChunk reads the single response carrying chunk k into buf.
 func (j *job) readChunk(p Provider, r *reader, k int, buf []byte) error {
