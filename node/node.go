@@ -94,35 +94,45 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// FetchResult says what Fetch did.
+type FetchResult struct {
+	Manifest *shards.Manifest
+	// Bytes is what came over the network: objects already in the repo,
+	// and chunks of interrupted fetches that verify, are not fetched again.
+	Bytes int64
+}
+
 // Fetch joins the mesh as cfg describes, fetches into the repo the
 // manifest, head and blocks (cfg.Blocks, default all) of model cfg.Model
 // from peers, pins them and leaves. It serves nothing meanwhile but the
 // content it already holds.
-func Fetch(ctx context.Context, cfg Config) (*shards.Manifest, error) {
+func Fetch(ctx context.Context, cfg Config) (res FetchResult, err error) {
 	if cfg.Model == "" {
-		return nil, errors.New("node: fetch needs a model CID")
+		return res, errors.New("node: fetch needs a model CID")
 	}
 	if cfg.Blocks == "auto" {
-		return nil, errors.New("node: fetch needs a block span LO:HI, not auto")
+		return res, errors.New("node: fetch needs a block span LO:HI, not auto")
 	}
 	n, ctx, err := open(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	defer n.Close()
+	defer func() { res.Bytes = n.fetcher.BytesFetched() }()
 	if err := n.resolve(ctx); err != nil {
-		return nil, err
+		return res, err
 	}
 	lo, hi := 0, n.man.Config.NLayers
 	if cfg.Blocks != "" {
 		if lo, hi, err = ParseBlocks(cfg.Blocks, hi); err != nil {
-			return nil, err
+			return res, err
 		}
 	}
 	if err := n.fetchSpan(ctx, infer.Span{Lo: lo, Hi: hi}); err != nil {
-		return nil, err
+		return res, err
 	}
-	return n.man, nil
+	res.Manifest = n.man
+	return res, nil
 }
 
 // open starts everything a node needs before it has a model: the repo,

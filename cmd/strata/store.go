@@ -130,14 +130,15 @@ type fetchCmd struct {
 }
 
 func (c *fetchCmd) Run(e *env) error {
-	man, err := node.Fetch(e.ctx, node.Config{
+	res, err := node.Fetch(e.ctx, node.Config{
 		Repo: c.Repo, Listen: c.Listen, Bootstrap: c.Bootstrap, Model: c.Model, Blocks: c.Blocks,
 		Logger: quiet(), Progress: progressFunc(),
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "fetched model %q (%d blocks) into %s\n", man.Name, man.Config.NLayers, c.Repo)
+	man := res.Manifest
+	fmt.Fprintf(os.Stderr, "fetched model %q (%d blocks) into %s: %d bytes from peers\n", man.Name, man.Config.NLayers, c.Repo, res.Bytes)
 	fmt.Println(c.Model)
 	return nil
 }

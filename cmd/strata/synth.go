@@ -15,13 +15,15 @@ var presets = map[string]model.Config{
 	"testnet": testnet.DefaultConfig,
 	"llama7b": {Dim: 4096, HiddenDim: 11008, NLayers: 32, NHeads: 32, NKVHeads: 32, VocabSize: 32000, SeqLen: 2048,
 		SharedClassifier: false, NormEps: 1e-5, RopeTheta: 10000},
+	"400m": {Dim: 1024, HiddenDim: 2816, NLayers: 8, NHeads: 16, NKVHeads: 4, VocabSize: 8192, SeqLen: 1024,
+		SharedClassifier: true, NormEps: 1e-5, RopeTheta: 10000},
 	"1b": {Dim: 2048, HiddenDim: 5632, NLayers: 22, NHeads: 32, NKVHeads: 4, VocabSize: 32000, SeqLen: 2048,
 		SharedClassifier: false, NormEps: 1e-5, RopeTheta: 10000},
 }
 
 type synthCmd struct {
 	Repo   string `help:"Repo dir." required:"" type:"path"`
-	Preset string `help:"Shape: testnet (the testnet default), 1b (TinyLlama-1.1B shapes) or llama7b (Llama-2-7B shapes)." default:"testnet" enum:"testnet,1b,llama7b"`
+	Preset string `help:"Shape: testnet (the testnet default), 400m (about 400 MB of float32), 1b (TinyLlama-1.1B shapes) or llama7b (Llama-2-7B shapes)." default:"testnet" enum:"testnet,400m,1b,llama7b"`
 	Layers int    `help:"Number of blocks (default: the preset's)."`
 	Seed   int64  `help:"Weight seed; the same seed and shape give the same model CID." default:"1"`
 	Name   string `help:"Model name in the manifest (default: synth-PRESET-LAYERS-SEED)."`
