@@ -172,6 +172,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int64, chunks []Dig
 	}
 	j.progress = progress
 	err = j.run(ctx, providers)
+	j.out.closeDirect()
 	if err == nil {
 		err = j.finish()
 	}
@@ -240,6 +241,7 @@ type job struct {
 	// against the CID; nil when the object has no chunk list, as its one
 	// chunk is then verified against the CID itself.
 	whole *wholeHash
+	out   *partialWriter // writes into file
 
 	mu       sync.Mutex
 	wake     *sync.Cond
@@ -295,6 +297,7 @@ func (f *Fetcher) openJob(p plan) (*job, error) {
 	if p.chunked() {
 		j.whole = newWholeHash(&j.plan, fh)
 	}
+	j.out = newPartialWriter(fh, j.path)
 	for k := range p.n() {
 		if !j.done[k] {
 			j.queue = append(j.queue, k)

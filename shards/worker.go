@@ -73,7 +73,7 @@ func (j *job) work(ctx context.Context, p Provider) error {
 		}
 	}()
 
-	r := &reader{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), buf: make([]byte, recvBuffer)}
+	r := &reader{rw: rw, br: bufio.NewReaderSize(rw, 64<<10), buf: alignedBuf(recvBuffer)}
 	r.rd, _ = rw.(readDeadliner)
 	var (
 		failMu sync.Mutex
@@ -122,7 +122,7 @@ func (j *job) work(ctx context.Context, p Provider) error {
 		}
 		buf := <-pool
 		if int64(cap(buf)) < l {
-			buf = make([]byte, l)
+			buf = alignedBuf(int(l))
 		}
 		buf = buf[:l]
 		if err := j.readChunk(p, r, k, buf); err != nil {
@@ -189,10 +189,9 @@ func (j *job) store(p Provider, k int, buf []byte) error {
 	if err := j.f.Store.fault(); err != nil {
 		return fmt.Errorf("%w: write partial file: %w", errLocal, err)
 	}
-	if _, err := j.file.WriteAt(buf, off); err != nil {
-		return fmt.Errorf("%w: write partial file: %w", errLocal, err)
+	if err := j.out.WriteAt(buf, off); err != nil {
+		return err
 	}
-	startWriteback(j.file, off, int64(len(buf)))
 	if j.whole != nil {
 		j.whole.put(k, buf)
 	}
@@ -239,8 +238,8 @@ func (j *job) receive(p Provider, r *reader, k int) error {
 			if err := j.f.Store.fault(); err != nil {
 				return fmt.Errorf("%w: write partial file: %w", errLocal, err)
 			}
-			if _, err := j.file.WriteAt(b, pos); err != nil {
-				return fmt.Errorf("%w: write partial file: %w", errLocal, err)
+			if err := j.out.WriteAt(b, pos); err != nil {
+				return err
 			}
 			pos += int64(n)
 			rem -= int64(n)
@@ -251,7 +250,6 @@ func (j *job) receive(p Provider, r *reader, k int) error {
 		j.banFor(p, k, evidence(j.plan.digests[k], sum, l))
 		return fmt.Errorf("%w: %w: chunk %d failed verification", errBanned, ErrMismatch, k)
 	}
-	startWriteback(j.file, off, l)
 	if j.whole != nil {
 		j.whole.onDisk(k)
 	}
