@@ -29,7 +29,7 @@ type Tape struct {
 
 	// Backward scratch.
 	dx, dxn, dq, dk, dv, dao, dh1, dh3, dg, dp []float32
-	xT, dyT, wT, tmp                          []float32
+	xT, dyT, wT, tmp                           []float32
 }
 
 // tapeLayer is what one block's training forward records, per position.
@@ -44,7 +44,7 @@ func (m *Model) TapeBytes(lo, hi, seqLen int, head bool) int64 {
 	T, d, kv, hid, v := int64(seqLen), int64(c.Dim), int64(c.KVDim()), int64(c.HiddenDim), int64(c.VocabSize)
 	per := T*(6*d+2*kv+3*hid) + int64(c.NHeads)*T*T
 	n := int64(hi-lo)*per + T*int64(c.HeadSize()) // layers, cos/sin
-	n += T*(5*d+2*kv+3*hid) + T                  // dx..dg, dp
+	n += T*(5*d+2*kv+3*hid) + T                   // dx..dg, dp
 	widest := max(d, hid)
 	if head {
 		n += T*(3*d+v) + T // x, xf, xnf, logits, tokens
