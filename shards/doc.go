@@ -118,8 +118,16 @@
 // objects/). A provider that sends a chunk failing verification, or
 // breaks the protocol, is banned for the rest of the fetch, the evidence
 // (peer, CID, chunk, expected and actual digest) is logged and kept
-// (Banned), and its chunks go to the other providers. The complete file is
-// synced, verified against the CID and renamed into objects/. A fetch that
+// (Banned), and its chunks go to the other providers. The fetcher also
+// hashes the whole object as the chunks arrive, feeding them to one
+// sha2-256 in index order (chunks that arrive ahead of a gap are held in
+// memory up to a bound, else read back from the partial file), so the
+// check of the complete file against the CID needs no second pass over
+// it; both checks always run. Chunk writes bypass the page cache
+// (O_DIRECT) where the system supports it and the write is block-aligned,
+// and otherwise go through it with writeback started at once. The
+// complete file is verified against the CID, synced and renamed into
+// objects/. A fetch that
 // starts on an existing partial file hashes it chunk by chunk and only
 // fetches chunks that do not match, so a crash never costs verified bytes
 // and never makes unverified bytes trusted. A local write failure (disk
