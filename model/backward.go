@@ -124,7 +124,9 @@ func (m *Model) blockBack(t *Tape, b, gb *Block, r *tapeLayer, d []float32) {
 	clear(dq)
 	clear(dk)
 	clear(dv)
-	attnBackward(t.attn, dq, dk, dv, dao, r.probs, r.q[:T*dim], r.k[:T*kvDim], r.v[:T*kvDim], t.dp, 0, c.NHeads)
+	t.cur = r
+	tensor.ParallelFor(c.NKVHeads, t.bwdGroup)
+	t.cur = nil
 	for p := range T {
 		cos, sin := t.cos[p*hh:(p+1)*hh], t.sin[p*hh:(p+1)*hh]
 		ropeBack(dq[p*dim:(p+1)*dim], cos, sin)

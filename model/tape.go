@@ -27,6 +27,12 @@ type Tape struct {
 	x, xf, xnf, logits []float32
 	tokens             []int
 
+	// Attention work handed to tensor.ParallelFor, one item per kv-head
+	// group (query heads sharing a key/value head write disjoint memory).
+	// The method values are made once so a step does not allocate.
+	cur                *tapeLayer
+	fwdGroup, bwdGroup func(int)
+
 	// Backward scratch.
 	dx, dxn, dq, dk, dv, dao, dh1, dh3, dg, dp []float32
 	xT, dyT, wT, tmp                           []float32
@@ -84,7 +90,7 @@ func (m *Model) NewTape(lo, hi, seqLen int, head bool) *Tape {
 		cos: f(T * hh), sin: f(T * hh),
 		layers: make([]tapeLayer, hi-lo),
 		dx:     f(T * d), dxn: f(T * d), dq: f(T * d), dk: f(T * kv), dv: f(T * kv), dao: f(T * d),
-		dh1: f(T * hid), dh3: f(T * hid), dg: f(T * hid), dp: f(T),
+		dh1: f(T * hid), dh3: f(T * hid), dg: f(T * hid), dp: f(c.NKVHeads * T),
 	}
 	for i := range t.layers {
 		t.layers[i] = tapeLayer{
@@ -99,6 +105,7 @@ func (m *Model) NewTape(lo, hi, seqLen int, head bool) *Tape {
 		widest, mat = max(widest, c.VocabSize), max(mat, c.VocabSize*d)
 	}
 	t.xT, t.dyT, t.wT, t.tmp = f(T*widest), f(T*widest), f(mat), f(max(mat, T*widest))
+	t.fwdGroup, t.bwdGroup = t.attnForwardGroup, t.attnBackwardGroup
 	freq := f(hh)
 	tensor.RoPEFreqs(freq, c.HeadSize(), c.RopeTheta)
 	for p := range T {
@@ -115,3 +122,20 @@ func (t *Tape) Hi() int { return t.hi }
 
 // SeqLen returns the longest sequence the Tape records.
 func (t *Tape) SeqLen() int { return t.seqLen }
+
+// attnForwardGroup runs the attention forward of the query heads of kv
+// head grp on t.cur.
+func (t *Tape) attnForwardGroup(grp int) {
+	r, T, dim, kv := t.cur, t.n, t.m.Config.Dim, t.m.Config.KVDim()
+	h0 := grp * t.attn.kvMul
+	attnForward(t.attn, r.ao[:T*dim], r.probs, r.q[:T*dim], r.k[:T*kv], r.v[:T*kv], h0, h0+t.attn.kvMul)
+}
+
+// attnBackwardGroup runs the attention backward of the query heads of kv
+// head grp on t.cur, from t.dao into t.dq, t.dk, t.dv.
+func (t *Tape) attnBackwardGroup(grp int) {
+	r, T, dim, kv := t.cur, t.n, t.m.Config.Dim, t.m.Config.KVDim()
+	h0 := grp * t.attn.kvMul
+	attnBackward(t.attn, t.dq[:T*dim], t.dk[:T*kv], t.dv[:T*kv], t.dao[:T*dim], r.probs,
+		r.q[:T*dim], r.k[:T*kv], r.v[:T*kv], t.dp[grp*t.seqLen:(grp+1)*t.seqLen], h0, h0+t.attn.kvMul)
+}

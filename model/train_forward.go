@@ -58,7 +58,9 @@ func (m *Model) trainBlock(t *Tape, b *Block, r *tapeLayer, out []float32) {
 		tensor.RoPE(q[p*dim:(p+1)*dim], cos, sin)
 		tensor.RoPE(k[p*kvDim:(p+1)*kvDim], cos, sin)
 	}
-	attnForward(t.attn, ao, r.probs, q, k, v, 0, c.NHeads)
+	t.cur = r
+	tensor.ParallelFor(c.NKVHeads, t.fwdGroup)
+	t.cur = nil
 	tensor.MatMul(xMid, b.Wo, ao, dim, dim, T)
 	tensor.Add(xMid, xIn)
 
