@@ -42,4 +42,17 @@
 //     decode() and sample() (same token ids for the same seed).
 //   - Tensor names and shapes (Block.Tensors, Head.Tensors) are part of the
 //     on-disk shard format.
+//
+// # Training
+//
+// A Tape records the activations of one training forward over a sequence
+// (ForwardSpan for a block span, LossAndGrad and Loss for the whole model
+// with mean cross-entropy); backward passes add gradients into a Grads,
+// which has the weights' shapes and is zeroed by the caller. A nil block or
+// head in Grads is frozen: gradients flow through it but are not stored.
+// Params pairs every trained tensor with its gradient in a fixed order for
+// optimizers. ForwardSpan is bitwise the same function as Forward, so what
+// is trained is exactly what is served; BackwardSpan composes across spans,
+// so block ranges can be trained on different peers. Gradients are checked
+// against float64 central finite differences (gradcheck_test.go).
 package model
