@@ -29,6 +29,14 @@ func Import(st *Store, ckpt io.Reader, tok *model.Tokenizer, name string) (cid.C
 // uses model.ByteTokenizer, which needs a vocabulary of at least
 // model.MinTokenizerVocab (259).
 func ImportModel(st *Store, m *model.Model, tok *model.Tokenizer, name string) (cid.Cid, *Manifest, error) {
+	return ImportVersion(st, m, tok, name, cid.Undef)
+}
+
+// ImportVersion is ImportModel for a model trained from another: its
+// manifest names parent, the version it was trained from (cid.Undef for
+// none). Blocks that training left unchanged have the same CIDs as the
+// parent's, so they are stored and fetched once.
+func ImportVersion(st *Store, m *model.Model, tok *model.Tokenizer, name string, parent cid.Cid) (cid.Cid, *Manifest, error) {
 	if m == nil {
 		return cid.Undef, nil, fmt.Errorf("%w: import: nil model", ErrShard)
 	}
@@ -46,7 +54,7 @@ func ImportModel(st *Store, m *model.Model, tok *model.Tokenizer, name string) (
 		}
 		tok = model.ByteTokenizer(cfg.VocabSize)
 	}
-	man := &Manifest{Format: ManifestFormat, Name: name, Config: cfg, ChunkSize: DefaultChunkSize}
+	man := &Manifest{Format: ManifestFormat, Name: name, Config: cfg, ChunkSize: DefaultChunkSize, Parent: parent}
 	put := func(data []byte) (Ref, error) {
 		if _, err := st.Put(data); err != nil {
 			return Ref{}, err
