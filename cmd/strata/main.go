@@ -27,6 +27,7 @@ type cli struct {
 	Pin      pinCmd      `cmd:"" help:"Pin objects so garbage collection keeps them."`
 	Unpin    unpinCmd    `cmd:"" help:"Unpin objects."`
 	GC       gcCmd       `cmd:"" name:"gc" help:"Remove objects that are neither pinned nor part of a pinned model."`
+	Train    trainCmd    `cmd:"" help:"Train a model on local text files and save the result as a new model version."`
 	Bench    benchCmd    `cmd:"" help:"Measure tokens/s in one process and across local nodes, and the latency per hop."`
 }
 
