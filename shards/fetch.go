@@ -118,8 +118,9 @@ func (f *Fetcher) FetchRef(ctx context.Context, m *Manifest, ref Ref, providers 
 // min((k+1)·chunkSize, size)) and must hash (sha2-256) to chunks[k];
 // chunks are fetched from all providers in parallel, each verified when it
 // arrives, and written into a partial file outside objects/. Without a
-// list the object is one chunk verified against c itself. The complete
-// file is synced, verified against c and renamed into place.
+// list the object is one chunk verified against c itself. The whole
+// object is hashed as its chunks arrive, so the complete file is verified
+// against c without being read again, then synced and renamed into place.
 //
 // A provider that sends bytes failing verification or breaks the protocol
 // is banned for the rest of the fetch (see Banned) and its chunks are
