@@ -40,6 +40,10 @@ type TrainConfig struct {
 	MinLR             float32 // the schedule's floor
 	Seed              uint64  // data shuffling (and a new model's weights)
 	HoldOut           float64 // fraction of the data, from the end, kept for evaluation
+	// Part and Parts, with Parts > 1, train on part Part of the data cut
+	// into Parts disjoint contiguous ranges, as one of several
+	// participants would.
+	Part, Parts int
 	EvalEvery         int     // steps between evaluations (0: only at the end)
 	EvalWindows       int     // windows per intermediate evaluation (0: all)
 	SaveEvery         int     // steps between checkpoints (0: only at the end)
@@ -285,6 +289,11 @@ func trainData(cfg TrainConfig, tok *model.Tokenizer) (*train.Corpus, *train.Cor
 	corpus, err := train.NewCorpus(texts, opt)
 	if err != nil {
 		return nil, nil, err
+	}
+	if cfg.Parts > 1 {
+		if corpus, err = corpus.Split(cfg.Parts, cfg.Part, train.ByRange); err != nil {
+			return nil, nil, err
+		}
 	}
 	return corpus.HoldOut(cfg.HoldOut)
 }

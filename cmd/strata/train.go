@@ -36,6 +36,7 @@ type trainCmd struct {
 	Clip        float32       `help:"Clip gradients to this global norm (0: off)." default:"1.0"`
 	Seed        uint64        `help:"Seed for the data order and a new model's weights." default:"1"`
 	HoldOut     float64       `name:"holdout" help:"Fraction of the data, from its end, held out for evaluation." default:"0.1"`
+	Part        string        `help:"Train on part I of the data cut into N disjoint ranges, as I/N (e.g. 0/3)." default:"0/1"`
 	EvalEvery   int           `name:"eval-every" help:"Steps between held-out evaluations." default:"200"`
 	SaveEvery   int           `name:"save-every" help:"Steps between checkpoints." default:"100"`
 }
@@ -50,12 +51,16 @@ func (c *trainCmd) Run(e *env) error {
 	if err := opt.Validate(); err != nil {
 		return err
 	}
+	var part, parts int
+	if _, err := fmt.Sscanf(c.Part, "%d/%d", &part, &parts); err != nil || parts < 1 || part < 0 || part >= parts {
+		return fmt.Errorf("--part %q is not I/N with 0 ≤ I < N", c.Part)
+	}
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
 	var last time.Time
 	res, err := node.Train(e.ctx, node.TrainConfig{
 		Repo: c.Repo, Data: c.Data, Model: c.Model, New: trainPresets[c.Preset], Name: c.Name,
 		Steps: c.Steps, Duration: c.Time, SeqLen: c.SeqLen, BatchSize: c.Batch, Optimizer: opt,
-		Warmup: c.Warmup, MinLR: c.MinLR, Seed: c.Seed, HoldOut: c.HoldOut,
+		Warmup: c.Warmup, MinLR: c.MinLR, Seed: c.Seed, HoldOut: c.HoldOut, Part: part, Parts: parts,
 		EvalEvery: c.EvalEvery, EvalWindows: 64, SaveEvery: c.SaveEvery, Logger: e.log,
 		Progress: func(p node.TrainProgress) {
 			if time.Since(last) < time.Second && p.Step < p.Steps {
