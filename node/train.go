@@ -44,11 +44,11 @@ type TrainConfig struct {
 	// into Parts disjoint contiguous ranges, as one of several
 	// participants would.
 	Part, Parts int
-	EvalEvery         int     // steps between evaluations (0: only at the end)
-	EvalWindows       int     // windows per intermediate evaluation (0: all)
-	SaveEvery         int     // steps between checkpoints (0: only at the end)
-	Logger            *slog.Logger
-	Progress          func(TrainProgress)
+	EvalEvery   int // steps between evaluations (0: only at the end)
+	EvalWindows int // windows per intermediate evaluation (0: all)
+	SaveEvery   int // steps between checkpoints (0: only at the end)
+	Logger      *slog.Logger
+	Progress    func(TrainProgress)
 }
 
 // TrainProgress is reported after every step.
