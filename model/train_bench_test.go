@@ -14,8 +14,11 @@ func BenchmarkTrainStep(b *testing.B) {
 		name string
 		cfg  Config
 	}{
-		{"d128_l4_v259", Config{Dim: 128, HiddenDim: 384, NLayers: 4, NHeads: 8, NKVHeads: 8, VocabSize: 259, SeqLen: 256,
-			NormEps: 1e-5, RopeTheta: 10000}},
+		// The strata train presets "tiny" and "small".
+		{"tiny_d128_l4_v259", Config{Dim: 128, HiddenDim: 384, NLayers: 4, NHeads: 8, NKVHeads: 8, VocabSize: 259, SeqLen: 256,
+			SharedClassifier: true, NormEps: 1e-5, RopeTheta: 10000}},
+		{"small_d256_l6_v259", Config{Dim: 256, HiddenDim: 768, NLayers: 6, NHeads: 8, NKVHeads: 8, VocabSize: 259, SeqLen: 256,
+			SharedClassifier: true, NormEps: 1e-5, RopeTheta: 10000}},
 		{"stories260K", Config{Dim: 64, HiddenDim: 172, NLayers: 5, NHeads: 8, NKVHeads: 4, VocabSize: 512, SeqLen: 512,
 			SharedClassifier: true, NormEps: 1e-5, RopeTheta: 10000}},
 	}
