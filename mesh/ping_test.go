@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 )
@@ -38,5 +39,36 @@ func TestPingRecordsRTT(t *testing.T) {
 	}
 	if _, err := ms[0].Ping(ctx, "not-a-peer"); err == nil {
 		t.Error("Ping of a malformed peer id succeeded")
+	}
+}
+
+func TestOpenProtected(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var ms []*Mesh
+	for range 2 {
+		key, err := NewEphemeralKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := New(ctx, Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoDHT: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ms = append(ms, m)
+	}
+	ms[1].Handle("/test/echo/1", func(rw io.ReadWriteCloser, remote string) { io.Copy(rw, rw) })
+	b := ms[1].ID()
+	rw, err := ms[0].OpenProtected(ctx, b.String(), ms[1].AddrStrings(), "/test/echo/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ms[0].cm.IsProtected(b, "") {
+		t.Error("connection not protected while the pipeline stream is open")
+	}
+	rw.Close()
+	if ms[0].cm.IsProtected(b, "") {
+		t.Error("connection still protected after the stream closed")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -118,4 +119,37 @@ func (m *Mesh) RTT(peerID string) time.Duration {
 		return 0
 	}
 	return m.h.Peerstore().LatencyEWMA(id)
+}
+
+// protectedStream keeps its peer's connection protected from the
+// connection manager until the stream is closed.
+type protectedStream struct {
+	io.ReadWriteCloser
+	m    *Mesh
+	id   peer.ID
+	tag  string
+	once sync.Once
+}
+
+func (s *protectedStream) Close() error {
+	s.once.Do(func() { s.m.cm.Unprotect(s.id, s.tag) })
+	return s.ReadWriteCloser.Close()
+}
+
+// OpenProtected is Open for long-lived pipeline streams: the connection to
+// the peer is protected from trimming by the connection manager while the
+// stream is open.
+func (m *Mesh) OpenProtected(ctx context.Context, peerID string, addrs []string, proto string) (io.ReadWriteCloser, error) {
+	rw, err := m.Open(ctx, peerID, addrs, proto)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := rw.(network.Stream)
+	if !ok {
+		return rw, nil
+	}
+	id := s.Conn().RemotePeer()
+	tag := fmt.Sprintf("strata-pipeline-%s", s.ID())
+	m.cm.Protect(id, tag)
+	return &protectedStream{ReadWriteCloser: rw, m: m, id: id, tag: tag}, nil
 }

@@ -541,7 +541,7 @@ type transport struct{ m *mesh.Mesh }
 func (t transport) Self() string    { return t.m.ID().String() }
 func (t transport) Addrs() []string { return t.m.AddrStrings() }
 func (t transport) Open(ctx context.Context, peer string, addrs []string, proto string) (io.ReadWriteCloser, error) {
-	return t.m.Open(ctx, peer, addrs, proto)
+	return t.m.OpenProtected(ctx, peer, addrs, proto) // pipeline neighbours stay connected
 }
 
 // models lists the manifests in a repo.
