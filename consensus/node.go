@@ -80,6 +80,7 @@ func (n *Node) Tick() {
 		n.ticksView, n.asked = 0, false
 		n.log.Debug("view change", "round", n.hs.Round, "view", n.view)
 		n.rebroadcast()
+		n.requestCheck(n.view)
 	}
 	if n.ticksRound >= n.cfg.RoundTicks && !n.hs.Voted {
 		n.log.Info("round deadline, voting to skip", "round", n.hs.Round)
@@ -176,7 +177,7 @@ func (n *Node) stepPropose(m Message) {
 		len(m.Deltas) > MaxDeltas || !validID(m.Rule) || !sortedUnique(m.Deltas) {
 		return
 	}
-	if _, dup := n.proposals[m.View]; dup {
+	if _, dup := n.proposals[m.View]; dup || m.View > n.view+1 {
 		return // first proposal per view wins; a second one is equivocation
 	}
 	if Proposer(n.cfg.Roster, m.Round, m.View) != m.From || !n.cfg.Verify(m.From, ProposalBytes(m), m.Sig) {
@@ -184,13 +185,26 @@ func (n *Node) stepPropose(m Message) {
 		return
 	}
 	n.proposals[m.View] = m
-	if n.hs.Voted {
-		n.checked[m.View] = true
+	if m.View <= n.view {
+		n.requestCheck(m.View)
+	}
+}
+
+// requestCheck asks the app to re-aggregate the proposal of view v, unless
+// the node already voted. A proposal for a view the node has not reached
+// yet waits for it, so an early proposer of a later view cannot pre-empt
+// the proposer of the current one.
+func (n *Node) requestCheck(v uint32) {
+	p, ok := n.proposals[v]
+	if !ok || n.checked[v] {
 		return
 	}
-	c := m
-	c.Deltas = slices.Clone(m.Deltas)
-	n.rd.Checks = append(n.rd.Checks, c)
+	if n.hs.Voted {
+		n.checked[v] = true
+		return
+	}
+	p.Deltas = slices.Clone(p.Deltas)
+	n.rd.Checks = append(n.rd.Checks, p)
 }
 
 func sortedUnique(s []string) bool {
