@@ -308,6 +308,9 @@ func DecodeDelta(data []byte, expect []model.Tensor) (*Delta, error) {
 		return nil, fmt.Errorf("%w: base CID of %d bytes (at most %d)", ErrDelta, nb, MaxDeltaBase)
 	}
 	d.Base = string(r.bytes(nb))
+	if !utf8.ValidString(d.Base) {
+		return nil, fmt.Errorf("%w: base CID is not UTF-8", ErrDelta)
+	}
 	nt := int(r.u32())
 	if r.err != nil {
 		return nil, r.err
