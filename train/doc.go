@@ -51,4 +51,20 @@
 //
 // An Optimizer and a Batches are used by one goroutine at a time; a Corpus
 // is immutable and may be shared.
+//
+// # Federated rounds
+//
+// A participant's contribution to a round is its pseudo-gradient Delta
+// (θ_base − θ_local, ComputeDelta), compressed by a Compressor (FP16, or
+// blockwise Int8 with error feedback: what rounding drops is carried into
+// the next round) and encoded with EncodeDelta into deterministic bytes,
+// so its CID is stable. DecodeDelta treats its input as hostile. Validate
+// rejects contributions with the wrong shape, round or base, NaN or Inf,
+// or a norm far above the round's median, naming the sender. Aggregate
+// combines the rest by FedAvg (sample weights capped), coordinate-wise
+// Median, TrimmedMean or CenteredClip; inputs are sorted by CID and summed
+// in float64 in a fixed order, so every node computes bitwise the same
+// aggregate. Outer applies it: plain SGD (lr 1 is FedAvg) or Nesterov
+// (DiLoCo: lr 0.7, momentum 0.9), with state that saves and restores
+// bitwise.
 package train
