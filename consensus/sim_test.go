@@ -56,12 +56,16 @@ type sim struct {
 	maxDelay  int
 	lossy     bool // any message was lost or a node crashed
 	entered   map[Round]int
+
+	certs   map[Round]Certificate // every certificate an honest node accepted
+	checked map[string]int        // commits per node already checked
 }
 
 func newSim(ids, byz []string, rng *rand.Rand) *sim {
 	s := &sim{roster: slices.Clone(ids), nodes: map[string]*Node{}, byz: map[string]bool{},
 		hs: map[string]HardState{}, commits: map[string][]Certificate{},
-		sent: map[string]map[Round]map[string]bool{}, rng: rng, entered: map[Round]int{}}
+		sent: map[string]map[Round]map[string]bool{}, rng: rng, entered: map[Round]int{},
+		certs: map[Round]Certificate{}, checked: map[string]int{}}
 	slices.Sort(s.roster)
 	s.cfg = Config{Roster: s.roster, Rule: "fedavg", Verify: verify, CollectTicks: 3, ViewTicks: 10, RoundTicks: 40}
 	for _, b := range byz {
@@ -238,10 +242,14 @@ func (s *sim) checkSafety() error {
 		}
 	}
 	q := Quorum(len(s.roster))
-	byRound := map[Round]Certificate{}
+	byRound := s.certs
 	for _, id := range s.honest() {
 		var prev *Certificate
-		for _, c := range s.commits[id] {
+		if k := s.checked[id]; k > 0 {
+			prev = &s.commits[id][k-1]
+		}
+		for _, c := range s.commits[id][s.checked[id]:] {
+			s.checked[id]++
 			if err := VerifyCertificate(s.roster, c, verify); err != nil {
 				return fmt.Errorf("%s accepted %v", id, err)
 			}

@@ -1,0 +1,183 @@
+package consensus
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestRandomized runs the protocol under many seeds with message loss,
+// delay, duplication and reordering, crashes and restarts from persisted
+// state, and f < n/3 Byzantine members that equivocate, vote for random
+// values, forge, and send garbage. After each run it checks safety (see
+// sim.checkSafety) and, in runs without loss or crashes, liveness: every
+// round whose view-0 proposer is honest commits its proposal.
+func TestRandomized(t *testing.T) {
+	seeds := 1500
+	if testing.Short() {
+		seeds = 200
+	}
+	for seed := range uint64(seeds) {
+		if err := randomRun(seed); err != nil {
+			t.Fatalf("seed %d: %v (rerun with randomRun(%d))", seed, err, seed)
+		}
+	}
+}
+
+func randomRun(seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	n := 4 + rng.IntN(7)
+	f := rng.IntN((n-1)/3 + 1)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("p%02d", i)
+	}
+	perm := rng.Perm(n)
+	var byz []string
+	for _, i := range perm[:f] {
+		byz = append(byz, ids[i])
+	}
+	clean := rng.IntN(3) == 0
+	s := newSim(ids, byz, rng)
+	if clean {
+		s.maxDelay = rng.IntN(3)
+		s.dup = rng.Float64() * 0.2
+	} else {
+		s.loss = rng.Float64() * 0.3
+		s.dup = rng.Float64() * 0.2
+		s.maxDelay = rng.IntN(8)
+	}
+	const steps = 160
+	down := map[string]bool{}
+	for range steps {
+		for _, id := range s.honest() {
+			if s.nodes[id] != nil {
+				r := s.nodes[id].HardState().Round
+				for _, d := range []string{"x", "y", id} {
+					s.contribute(id, r, fmt.Sprintf("d%d-%s", r, d))
+				}
+			}
+		}
+		if !clean {
+			if rng.IntN(40) == 0 {
+				h := s.honest()
+				if id := h[rng.IntN(len(h))]; !down[id] {
+					s.crash(id)
+					down[id] = true
+				}
+			}
+			for id := range down {
+				if rng.IntN(10) == 0 {
+					delete(down, id)
+					s.start(id)
+				}
+			}
+		}
+		for _, b := range byz {
+			s.byzantine(b, rng)
+		}
+		s.tick()
+		s.deliver()
+		if err := s.checkSafety(); err != nil {
+			return err
+		}
+	}
+	if clean {
+		return s.checkLiveness(steps)
+	}
+	return nil
+}
+
+// byzantine makes member b misbehave: it only holds its own key.
+func (s *sim) byzantine(b string, rng *rand.Rand) {
+	h := s.honest()
+	target := h[rng.IntN(len(h))]
+	r, base := Round(1), testGenesis
+	if hs, ok := s.hs[target]; ok {
+		r, base = hs.Round, hs.Base
+	}
+	half := func() []string {
+		var out []string
+		for _, p := range h {
+			if rng.IntN(2) == 0 {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	randomDeltas := func() []string {
+		return []string{fmt.Sprintf("d%d-evil%d", r, rng.IntN(4))}
+	}
+	switch rng.IntN(8) {
+	case 0, 1: // equivocate in every view it proposes for
+		for v := uint32(0); v < 5; v++ {
+			if Proposer(s.roster, r, v) != b {
+				continue
+			}
+			a := half()
+			for i, to := range [][]string{a, h} {
+				m := Message{Kind: KindPropose, Round: r, View: v, From: b, Base: base,
+					Deltas: []string{fmt.Sprintf("d%d-evil%d", r, i)}, Rule: "fedavg"}
+				m.Result = aggregate(base, m.Rule, m.Deltas)
+				m.Sig = sign(b, ProposalBytes(m))
+				s.broadcast(b, m, to)
+			}
+		}
+	case 2: // vote for a random value, or skip
+		m := Message{Kind: KindVote, Round: r, From: b, Base: base}
+		if rng.IntN(4) > 0 {
+			m.Result = aggregate(base, "fedavg", randomDeltas())
+		}
+		m.Sig = sign(b, VoteBytes(r, base, m.Result))
+		s.broadcast(b, m, half())
+	case 3: // forge an honest member's vote
+		m := Message{Kind: KindVote, Round: r, From: target, Base: base,
+			Result: aggregate(base, "fedavg", randomDeltas())}
+		m.Sig = sign(b, VoteBytes(r, base, m.Result))
+		s.broadcast(b, m, h)
+	case 4: // a certificate signed by the Byzantine members only
+		c := Certificate{Round: r + Round(rng.IntN(3)), Base: base, Result: aggregate(base, "fedavg", randomDeltas())}
+		for id := range s.byz {
+			c.Votes = append(c.Votes, Vote{From: id, Sig: sign(id, VoteBytes(c.Round, c.Base, c.Result))})
+		}
+		c.Votes = append(c.Votes, Vote{From: target, Sig: []byte("forged")}, c.Votes[0])
+		s.broadcast(b, certMessage(b, c), h)
+	case 5: // garbage
+		g := make([]byte, rng.IntN(64))
+		for i := range g {
+			g[i] = byte(rng.IntN(256))
+		}
+		if len(g) > 2 {
+			g[0], g[1] = wireVersion, byte(1+rng.IntN(3))
+		}
+		s.enqueue(target, g)
+	default: // silent
+	}
+}
+
+// checkLiveness holds for runs without loss or crashes and with delays
+// shorter than the collection time: every round whose view-0 proposer is
+// honest commits a proposal in view 0, and a round reached early enough
+// with an honest proposer is not left open.
+func (s *sim) checkLiveness(steps int) error {
+	for _, id := range s.honest() {
+		for _, c := range s.commits[id] {
+			if !s.byz[Proposer(s.roster, c.Round, 0)] && c.Skipped() {
+				return fmt.Errorf("round %d with honest proposer %s was skipped", c.Round, Proposer(s.roster, c.Round, 0))
+			}
+		}
+		hs := s.nodes[id].HardState()
+		if p := Proposer(s.roster, hs.Round, 0); !s.byz[p] && s.entered[hs.Round] < steps-15 {
+			return fmt.Errorf("round %d with honest proposer %s entered at %d has not committed by %d",
+				hs.Round, p, s.entered[hs.Round], steps)
+		}
+	}
+	if len(s.byz) == 0 {
+		for _, id := range s.honest() {
+			if got := len(s.commits[id]); got < steps/8 {
+				return fmt.Errorf("%s committed %d rounds in %d ticks without faults", id, got, steps)
+			}
+		}
+	}
+	return nil
+}
