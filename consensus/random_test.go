@@ -13,16 +13,25 @@ import (
 // sim.checkSafety) and, in runs without loss or crashes, liveness: every
 // round whose view-0 proposer is honest commits its proposal.
 func TestRandomized(t *testing.T) {
-	seeds := 1500
-	if testing.Short() {
+	seeds := uint64(1500)
+	if testing.Short() || raceEnabled {
 		seeds = 200
 	}
-	for seed := range uint64(seeds) {
-		if err := randomRun(seed); err != nil {
-			t.Fatalf("seed %d: %v (rerun with randomRun(%d))", seed, err, seed)
-		}
+	const batches = 4
+	for b := range uint64(batches) {
+		t.Run(fmt.Sprintf("batch%d", b), func(t *testing.T) {
+			t.Parallel()
+			for seed := b; seed < seeds; seed += batches {
+				if err := randomRun(seed); err != nil {
+					t.Fatalf("seed %d: %v (rerun with randomRun(%d))", seed, err, seed)
+				}
+			}
+		})
 	}
 }
+
+// raceEnabled is set by race_test.go under the race detector.
+var raceEnabled bool
 
 func randomRun(seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
