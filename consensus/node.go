@@ -106,9 +106,15 @@ func (n *Node) Tick() {
 	}
 }
 
-// rebroadcast resends our vote and latest certificate, which repairs
-// message loss and lets laggards catch up.
+// rebroadcast resends our vote, the proposal we voted for and our latest
+// certificate, which repairs message loss and lets laggards catch up.
 func (n *Node) rebroadcast() {
+	for v := range uint32(MaxViews) {
+		if p, ok := n.proposals[v]; ok && n.hs.Voted && p.Result == n.hs.VoteResult {
+			n.send(p)
+			break
+		}
+	}
 	if n.hs.Voted {
 		n.send(Message{Kind: KindVote, Round: n.hs.Round, From: n.cfg.ID, Base: n.hs.Base,
 			Result: n.hs.VoteResult, Sig: n.hs.VoteSig})
@@ -155,6 +161,7 @@ func validID(s string) bool { return s != "" && len(s) <= MaxID }
 
 func (n *Node) stepAggregated(m Message) {
 	if m.Round != n.hs.Round || m.View != n.view || !n.asked || n.hs.Voted || !validID(m.Result) ||
+		!validID(m.Rule) || len(m.Deltas) > MaxDeltas || !sortedUnique(m.Deltas) ||
 		Proposer(n.cfg.Roster, n.hs.Round, n.view) != n.cfg.ID || n.ticksRound >= n.cfg.RoundTicks {
 		return
 	}
@@ -306,6 +313,7 @@ func (n *Node) HasReady() bool { return n.dirty || !n.rd.Empty() }
 func (n *Node) Ready() Ready {
 	rd := n.rd
 	rd.HardState = n.hs
+	rd.HardState.VoteDeltas = slices.Clone(n.hs.VoteDeltas)
 	rd.MustPersist = n.dirty
 	return rd
 }
