@@ -67,13 +67,14 @@ func TestVerifyChain(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := Config{ID: "a", Roster: []string{"a", "b"}, Sign: func([]byte) []byte { return nil },
+	ok := Config{ID: "a", Rule: "fedavg", Roster: []string{"a", "b"}, Sign: func([]byte) []byte { return nil },
 		Verify: verify, CollectTicks: 1, ViewTicks: 2, RoundTicks: 4}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
 	for name, mut := range map[string]func(*Config){
 		"no id":        func(c *Config) { c.ID = "" },
+		"no rule":      func(c *Config) { c.Rule = "" },
 		"no roster":    func(c *Config) { c.Roster = nil },
 		"dup roster":   func(c *Config) { c.Roster = []string{"a", "a"} },
 		"no signer":    func(c *Config) { c.Sign = nil },

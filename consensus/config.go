@@ -45,6 +45,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.ID == "":
 		return fmt.Errorf("%w: empty ID", ErrConfig)
+	case !validID(c.Rule):
+		return fmt.Errorf("%w: aggregation rule %q", ErrConfig, c.Rule)
 	case len(c.Roster) == 0 || len(c.Roster) > MaxRoster:
 		return fmt.Errorf("%w: roster size %d, want 1..%d", ErrConfig, len(c.Roster), MaxRoster)
 	case c.Sign == nil || c.Verify == nil:
