@@ -234,6 +234,14 @@ func (s *sim) contribute(id string, r Round, delta string) {
 // nodes hold different certificates for one round, and each honest
 // node's history is increasing and chained.
 func (s *sim) checkSafety() error {
+	if err := s.checkVotes(); err != nil {
+		return err
+	}
+	return s.checkCerts()
+}
+
+// checkVotes reports an honest member that voted for two values in a round.
+func (s *sim) checkVotes() error {
 	for id, byRound := range s.sent {
 		for r, vals := range byRound {
 			if len(vals) > 1 {
@@ -241,6 +249,10 @@ func (s *sim) checkSafety() error {
 			}
 		}
 	}
+	return nil
+}
+
+func (s *sim) checkCerts() error {
 	q := Quorum(len(s.roster))
 	byRound := s.certs
 	for _, id := range s.honest() {

@@ -94,3 +94,33 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStep feeds decoded peer messages to a node: whatever a peer sends,
+// Step must not panic and the node must not vote twice in a round.
+func FuzzStep(f *testing.F) {
+	for _, m := range sampleMessages() {
+		b, _ := m.MarshalBinary()
+		f.Add(b, uint8(3))
+	}
+	good := certFor([]string{"a", "b", "c"}, 1, testGenesis, "r1")
+	b, _ := certMessage("a", good).MarshalBinary()
+	f.Add(b, uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, ticks uint8) {
+		s := newSim([]string{"a", "b", "c", "d"}, nil, nil)
+		m, err := Unmarshal(data)
+		if err != nil {
+			return
+		}
+		for _, id := range s.honest() {
+			s.nodes[id].Step(m)
+			s.process(id)
+		}
+		for range ticks % 16 {
+			s.tick()
+			s.deliver()
+		}
+		if err := s.checkVotes(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
