@@ -84,14 +84,7 @@ func BenchmarkLoad(b *testing.B) {
 				if name == "stories260K" {
 					o.Checkpoint, o.Tokenizer = reftest.Checkpoint(b), reftest.Tokenizer(b)
 				}
-				net, err := Start(ctx, o)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer net.Close()
-				if err := net.WaitCovered(ctx); err != nil {
-					b.Fatal(err)
-				}
+				net := startCovered(b, ctx, o)
 				req := infer.Request{Prompt: "Once upon a time", Steps: 200}
 				var want bytes.Buffer // what one session alone prints
 				if _, err := net.Nodes[0].Generate(ctx, req, func(t infer.Token) error {
@@ -122,14 +115,7 @@ func TestConcurrentSessions(t *testing.T) {
 	ref := reftest.Read(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	net, err := Start(ctx, Options{Nodes: 3, Dir: t.TempDir(), Checkpoint: reftest.Checkpoint(t), Tokenizer: reftest.Tokenizer(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer net.Close()
-	if err := net.WaitCovered(ctx); err != nil {
-		t.Fatal(err)
-	}
+	net := startCovered(t, ctx, Options{Nodes: 3, Dir: t.TempDir(), Checkpoint: reftest.Checkpoint(t), Tokenizer: reftest.Tokenizer(t)})
 	want := ref.Case2Text[:len(ref.Case2Text)-1]
 	res := load(ctx, net.Nodes, 32, infer.Request{Steps: 200}, want)
 	for _, f := range res.failures {

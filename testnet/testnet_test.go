@@ -32,6 +32,21 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+// startCovered starts an in-process mesh, stopped when the test ends, and
+// waits until every node sees every block served.
+func startCovered(t testing.TB, ctx context.Context, o Options) *Net {
+	t.Helper()
+	net, err := Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { net.Close() })
+	if err := net.WaitCovered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return net
+}
+
 func query(t *testing.T, ctx context.Context, addr string, req infer.Request) (string, []int, infer.Stats) {
 	t.Helper()
 	var out bytes.Buffer
@@ -55,14 +70,7 @@ func TestReferenceThreeNodes(t *testing.T) {
 	ref := reftest.Read(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	net, err := Start(ctx, Options{Nodes: 3, Dir: t.TempDir(), Checkpoint: reftest.Checkpoint(t), Tokenizer: reftest.Tokenizer(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer net.Close()
-	if err := net.WaitCovered(ctx); err != nil {
-		t.Fatal(err)
-	}
+	net := startCovered(t, ctx, Options{Nodes: 3, Dir: t.TempDir(), Checkpoint: reftest.Checkpoint(t), Tokenizer: reftest.Tokenizer(t)})
 	for i, n := range net.Nodes {
 		lo, hi := n.Blocks()
 		if want := Split(5, 3)[i]; lo != want[0] || hi != want[1] {
