@@ -79,12 +79,14 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 		return finish(StopSteps)
 	}
 	token, pos := prompt[k-1], k
+	stepAt := time.Now()
 	x, err := run.forward(ctx, prompt, 0)
 	if err != nil {
 		return st, err
 	}
 	st.Forward += k
 	for {
+		stepSecs := time.Since(stepAt).Seconds()
 		m.Logits(x, logits)
 		next := sampler.Sample(logits)
 		if next == model.BOS {
@@ -94,6 +96,7 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 			return st, err
 		}
 		st.Generated++
+		s.observe(Event{Kind: EventToken, Seconds: stepSecs})
 		switch {
 		case req.MaxTokens > 0 && st.Generated >= req.MaxTokens:
 			return finish(StopMaxTokens)
@@ -101,6 +104,7 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 			return finish(StopSteps)
 		}
 		token = next
+		stepAt = time.Now()
 		if x, err = run.forward(ctx, []int{token}, pos); err != nil {
 			return st, err
 		}

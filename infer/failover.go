@@ -171,7 +171,11 @@ func (r *runner) recover(err error) bool {
 		}
 	}
 	r.failed = append(r.failed, err.Error())
-	return len(r.failed) <= MaxFailovers && len(blame) > 0
+	ok := len(r.failed) <= MaxFailovers && len(blame) > 0
+	if ok {
+		r.s.observe(Event{Kind: EventFailover})
+	}
+	return ok
 }
 
 func (r *runner) close() {

@@ -213,6 +213,7 @@ func (s *Service) run(up *conn, down *hopLink, m *openMsg, weights *model.Model)
 			return fmt.Errorf("%w: step at position %d but only %d positions are cached", ErrProtocol, pos, filled)
 		}
 		step.forward(xs, pos, n)
+		s.observe(Event{Kind: EventHop, Positions: n})
 		filled = pos + n
 		last := xs[(n-1)*dim:]
 		switch {

@@ -62,8 +62,12 @@ type Config struct {
 	// freeing its cache (default 5 minutes).
 	IdleTimeout time.Duration
 	// Rand supplies session ids (default crypto/rand).
-	Rand   io.Reader
-	Logger *slog.Logger
+	Rand io.Reader
+	// Observe, if set, is called with each token generated, forward pass
+	// served and failover (for metrics). It is called synchronously from
+	// many goroutines, so it must be fast and safe for concurrent use.
+	Observe func(Event)
+	Logger  *slog.Logger
 }
 
 // Validate reports whether c is usable.

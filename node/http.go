@@ -55,6 +55,8 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("/api/status", method(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, n.Status())
 	}))
+	metrics := n.MetricsHandler()
+	mux.HandleFunc("/metrics", method(http.MethodGet, metrics.ServeHTTP))
 	health := method(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

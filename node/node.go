@@ -51,6 +51,7 @@ type Node struct {
 
 	started time.Time
 	http    *httpServer // nil without Config.HTTP
+	metrics *metrics
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -144,6 +145,7 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 	cfg.defaults()
 	log := cfg.Logger
 	n := &Node{cfg: cfg, log: log, started: time.Now()}
+	n.metrics = newMetrics(n)
 
 	store, err := shards.Open(cfg.Repo, shards.WithLogger(log))
 	if err != nil {
@@ -363,7 +365,7 @@ func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
 		svc, err := infer.New(infer.Config{
 			ModelID: n.modelID, Model: m, Tokenizer: n.tok, Lo: sp.Lo, Hi: sp.Hi,
 			Transport: transport{n.mesh}, Servers: n.servers, StepTimeout: n.cfg.StepTimeout, Logger: n.log,
-			NoBatch: n.cfg.NoBatch, MaxRequests: n.cfg.MaxRequests,
+			NoBatch: n.cfg.NoBatch, MaxRequests: n.cfg.MaxRequests, Observe: n.metrics.observe,
 		})
 		if err != nil {
 			return err
