@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-mesh/strata/node"
+)
+
+type statusCmd struct {
+	HTTP    string        `name:"http" help:"HOST:PORT of a node's HTTP API (its --http)." required:""`
+	Timeout time.Duration `help:"Give up after this long." default:"10s"`
+	JSON    bool          `name:"json" help:"Print the node's status JSON as it came."`
+}
+
+// maxStatus bounds the status document read from a node.
+const maxStatus = 8 << 20
+
+func (c *statusCmd) Run(e *env) error {
+	ctx, cancel := context.WithTimeout(e.ctx, c.Timeout)
+	defer cancel()
+	st, raw, err := fetchStatus(ctx, c.HTTP)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		_, err = os.Stdout.Write(raw)
+		return err
+	}
+	return printStatus(os.Stdout, st)
+}
+
+// fetchStatus gets GET /api/status from the node at addr (HOST:PORT or
+// an http:// URL) and decodes it.
+func fetchStatus(ctx context.Context, addr string) (node.Status, []byte, error) {
+	var st node.Status
+	base := strings.TrimSuffix(addr, "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/status", nil)
+	if err != nil {
+		return st, nil, fmt.Errorf("status: address %q: %w", addr, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, nil, fmt.Errorf("status: cannot reach %s (is a node running with --http %s?): %w", base, addr, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxStatus+1))
+	switch {
+	case err != nil:
+		return st, nil, fmt.Errorf("status: reading the reply of %s: %w", base, err)
+	case len(raw) > maxStatus:
+		return st, nil, fmt.Errorf("status: the reply of %s exceeds %d bytes", base, maxStatus)
+	case resp.StatusCode != http.StatusOK:
+		return st, nil, fmt.Errorf("status: %s/api/status answered %s: %s", base, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, nil, fmt.Errorf("status: %s/api/status is not a node status: %w", base, err)
+	}
+	if st.Peer == "" {
+		return st, nil, errors.New("status: " + base + "/api/status has no peer id; is it a Strata node?")
+	}
+	return st, raw, nil
+}
+
+// printStatus writes st as readable tables: the node, its peer table,
+// coverage and route, and the peers it bans. Text that came from the
+// network is stripped of control characters.
+func printStatus(w io.Writer, st node.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(cells ...string) {
+		for i := range cells {
+			cells[i] = clean(cells[i])
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	model := orNone(st.Model)
+	if st.ModelName != "" {
+		model = fmt.Sprintf("%s (%s, %d blocks, context %d)", st.Model, st.ModelName, st.Layers, st.Context)
+	}
+	blocks := spanText(st.Blocks)
+	if len(st.Loading) == 2 {
+		blocks += fmt.Sprintf(" (loading %d:%d)", st.Loading[0], st.Loading[1])
+	}
+	row("peer", st.Peer)
+	row("version", st.Version)
+	row("uptime", (time.Duration(st.Uptime) * time.Second).String())
+	row("model", model)
+	row("blocks", blocks)
+	row("sessions", fmt.Sprint(st.Sessions))
+	row("requests", fmt.Sprint(st.Requests))
+	for i, a := range st.Addrs {
+		if i == 0 {
+			row("addrs", a)
+		} else {
+			row("", a)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\npeers (%d)\n", len(st.Peers))
+	row("PEER", "BLOCKS", "LOADING", "GFLOPS", "BLOCK MS", "LOAD", "CORES", "VERSION")
+	for _, p := range st.Peers {
+		loading := ""
+		if p.Loading {
+			loading = "yes"
+		}
+		row(shortPeer(p.Peer), spanText(p.Blocks), loading, fmt.Sprintf("%.2f", p.GFLOPS), fmt.Sprintf("%.3f", p.BlockMillis),
+			fmt.Sprintf("%.2f", p.Load), fmt.Sprint(p.Cores), p.Version)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w)
+	switch {
+	case st.Model == "":
+		row("coverage", "serves no model")
+	case st.Covered:
+		row("coverage", "every block is served")
+	default:
+		row("coverage", "blocks "+st.Missing+" are served by no peer")
+	}
+	if len(st.Route) > 0 {
+		hops := make([]string, len(st.Route))
+		for i, h := range st.Route {
+			hops[i] = fmt.Sprintf("%s %d:%d", shortPeer(h.Peer), h.Lo, h.Hi)
+		}
+		row("route", strings.Join(hops, " -> "))
+	}
+	banned := "none"
+	if len(st.Banned) > 0 {
+		short := make([]string, len(st.Banned))
+		for i, p := range st.Banned {
+			short[i] = shortPeer(p)
+		}
+		banned = strings.Join(short, ", ")
+	}
+	row("banned", banned)
+	return tw.Flush()
+}
+
+func spanText(b [2]int) string {
+	if b[1] <= b[0] {
+		return "-"
+	}
+	return fmt.Sprintf("%d:%d", b[0], b[1])
+}
+
+// shortPeer abbreviates a peer id to its last 8 characters, as logs of
+// libp2p tools do.
+func shortPeer(id string) string {
+	if len(id) <= 12 {
+		return id
+	}
+	return "…" + id[len(id)-8:]
+}
+
+// clean drops control characters (tabs and newlines included), so text
+// from a node cannot break the table or drive the terminal.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/strata-mesh/strata/infer"
+	"github.com/strata-mesh/strata/node"
+)
+
+func TestPrintStatus(t *testing.T) {
+	self := "12D3KooWAbCdEfGhIjKlMnOpQrStUvWxYz0123456789selfAAAA"
+	other := "12D3KooWZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210otherBB"
+	for _, tc := range []struct {
+		name string
+		st   node.Status
+		want []string // lines, each with its cells separated by runs of spaces
+		not  []string
+	}{
+		{
+			name: "covered",
+			st: node.Status{
+				Peer: self, Version: "0.1.0", Uptime: 75, Model: "bafkmodel", ModelName: "stories260K", Layers: 5, Context: 512,
+				Blocks: [2]int{0, 2}, Sessions: 1, Requests: 2, Addrs: []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/10.0.0.1/tcp/4001"},
+				Peers: []node.PeerStatus{
+					{Peer: self, Blocks: [2]int{0, 2}, GFLOPS: 1.5, BlockMillis: 0.25, Load: 0.5, Cores: 2, Version: "0.1.0"},
+					{Peer: other, Blocks: [2]int{2, 5}, Loading: true, GFLOPS: 3, BlockMillis: 0.125, Cores: 8, Version: "0.1.0"},
+				},
+				Covered: true,
+				Route:   []infer.Hop{{Peer: self, Lo: 0, Hi: 2}, {Peer: other, Lo: 2, Hi: 5}},
+				Banned:  []string{other},
+			},
+			want: []string{
+				"peer " + self,
+				"uptime 1m15s",
+				"model bafkmodel (stories260K, 5 blocks, context 512)",
+				"blocks 0:2",
+				"sessions 1",
+				"requests 2",
+				"addrs /ip4/127.0.0.1/tcp/4001",
+				"/ip4/10.0.0.1/tcp/4001",
+				"peers (2)",
+				"PEER BLOCKS LOADING GFLOPS BLOCK MS LOAD CORES VERSION",
+				"…selfAAAA 0:2 1.50 0.250 0.50 2 0.1.0",
+				"…0otherBB 2:5 yes 3.00 0.125 0.00 8 0.1.0",
+				"coverage every block is served",
+				"route …selfAAAA 0:2 -> …0otherBB 2:5",
+				"banned …0otherBB",
+			},
+		},
+		{
+			name: "missing",
+			st:   node.Status{Peer: self, Model: "bafkmodel", Blocks: [2]int{0, 2}, Loading: []int{2, 4}, Missing: "2:5"},
+			want: []string{"blocks 0:2 (loading 2:4)", "peers (0)", "coverage blocks 2:5 are served by no peer", "banned none"},
+			not:  []string{"route"},
+		},
+		{
+			name: "no model",
+			st:   node.Status{Peer: self},
+			want: []string{"model (none)", "blocks -", "coverage serves no model"},
+		},
+		{
+			name: "hostile text",
+			st:   node.Status{Peer: self, Version: "1\x1b[2J\nfake row\t9"},
+			want: []string{"version 1[2Jfake row9"},
+			not:  []string{"\x1b"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := printStatus(&b, tc.st); err != nil {
+				t.Fatal(err)
+			}
+			out := b.String()
+			lines := map[string]bool{}
+			for _, l := range strings.Split(out, "\n") {
+				lines[strings.Join(strings.Fields(l), " ")] = true
+			}
+			for _, w := range tc.want {
+				if !lines[w] {
+					t.Errorf("no line %q in\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("output holds %q:\n%s", n, out)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchStatus(t *testing.T) {
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/status":
+			fmt.Fprint(w, `{"peer":"12D3KooWx","blocks":[0,3],"sessions":4}`)
+		default:
+			http.Error(w, "nope", http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, addr := range []string{host, srv.URL, srv.URL + "/"} {
+		st, _, err := fetchStatus(ctx, addr)
+		if err != nil || st.Peer != "12D3KooWx" || st.Blocks != [2]int{0, 3} || st.Sessions != 4 {
+			t.Errorf("fetchStatus(%q) = %+v, %v", addr, st, err)
+		}
+	}
+
+	for name, h := range map[string]http.HandlerFunc{
+		"500":      func(w http.ResponseWriter, r *http.Request) { http.Error(w, "broken", 500) },
+		"not json": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>") },
+		"no peer":  func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"blocks":[0,1]}`) },
+		"too big": func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `{"peer":"`+strings.Repeat("a", maxStatus)+`"}`)
+		},
+	} {
+		bad := httptest.NewServer(h)
+		_, _, err := fetchStatus(ctx, bad.URL)
+		bad.Close()
+		if err == nil || !strings.HasPrefix(err.Error(), "status: ") {
+			t.Errorf("%s: err = %v, want a status: error", name, err)
+		}
+	}
+	if _, _, err := fetchStatus(ctx, "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("no server: err = %v, want cannot reach", err)
+	}
+}
