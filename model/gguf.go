@@ -402,9 +402,13 @@ func parseGGUF(ra io.ReaderAt, size int64) (*ggufFile, error) {
 			return nil, fmt.Errorf("%w: GGUF tensor %s has ggml type %d (%s); only F32 (0) and F16 (1) are supported",
 				ErrUnsupported, t.name, t.typ, name)
 		}
-		if off > uint64(size) || int64(off)%align != 0 {
-			return nil, fmt.Errorf("%w: GGUF tensor %s has data offset %d, not a multiple of the alignment %d within the file",
+		if off%uint64(align) != 0 {
+			return nil, fmt.Errorf("%w: GGUF tensor %s has data offset %d, not a multiple of the alignment %d",
 				ErrFormat, t.name, off, align)
+		}
+		if off > uint64(size) {
+			return nil, fmt.Errorf("%w: GGUF tensor %s has data offset %d beyond the end of the %d-byte file",
+				ErrTruncated, t.name, off, size)
 		}
 		t.off = int64(off)
 	}
