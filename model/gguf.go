@@ -28,6 +28,7 @@ const (
 	maxGGUFString    = 1 << 20 // bytes in one metadata string or key
 	maxGGUFArray     = 1 << 24 // elements in one metadata array
 	maxGGUFDims      = 4
+	maxGGUFElems     = 1 << 40 // elements in one tensor (its bytes are then checked against the file)
 	maxGGUFAlignment = 1 << 16
 	ggufDefaultAlign = 32
 )
@@ -375,9 +376,9 @@ func parseGGUF(ra io.ReaderAt, size int64) (*ggufFile, error) {
 			if err != nil {
 				return nil, err
 			}
-			if n == 0 || n > uint64(size) || elems > size/int64(n) {
-				return nil, fmt.Errorf("%w: GGUF tensor %s dimension %d is %d, impossible in a %d-byte file",
-					ErrFormat, t.name, d, n, size)
+			if n == 0 || n > maxGGUFElems || elems > maxGGUFElems/int64(n) {
+				return nil, fmt.Errorf("%w: GGUF tensor %s dimension %d is %d: zero, or more than %d elements in all",
+					ErrFormat, t.name, d, n, int64(maxGGUFElems))
 			}
 			t.dims = append(t.dims, int64(n))
 			elems *= int64(n)

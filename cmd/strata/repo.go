@@ -35,9 +35,9 @@ func (c *idCmd) Run(e *env) error {
 
 type importCmd struct {
 	Repo       string `help:"Repo dir." required:"" type:"path"`
-	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin)." type:"existingfile"`
+	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin); for a GGUF checkpoint it replaces the embedded vocabulary." type:"existingfile"`
 	Name       string `help:"Model name recorded in the manifest (default: the checkpoint's file name)."`
-	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin)." type:"existingfile"`
+	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin) or GGUF file (.gguf, detected by its magic)." type:"existingfile"`
 }
 
 func (c *importCmd) Run(e *env) error {
@@ -50,17 +50,35 @@ func (c *importCmd) Run(e *env) error {
 		return err
 	}
 	defer f.Close()
-	var r io.Reader = f
-	if progress := progressFunc(); progress != nil {
-		if fi, err := f.Stat(); err == nil {
-			r = &progressReader{r: f, total: fi.Size(), report: progress, what: "reading " + filepath.Base(c.Checkpoint)}
+	var magic [4]byte
+	n, err := f.ReadAt(magic[:], 0)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	var (
+		m   *model.Model
+		tok *model.Tokenizer
+	)
+	if model.IsGGUF(magic[:n]) {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		// The GGUF carries its own tokenizer; --tokenizer overrides it.
+		if m, tok, err = model.ReadGGUF(f, fi.Size()); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", c.Checkpoint, err)
+		}
+	} else {
+		var r io.Reader = f
+		if progress := progressFunc(); progress != nil {
+			if fi, err := f.Stat(); err == nil {
+				r = &progressReader{r: f, total: fi.Size(), report: progress, what: "reading " + filepath.Base(c.Checkpoint)}
+			}
+		}
+		if m, err = model.ReadLlama2C(bufio.NewReaderSize(r, 1<<20)); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", c.Checkpoint, err)
 		}
 	}
-	m, err := model.ReadLlama2C(bufio.NewReaderSize(r, 1<<20))
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", c.Checkpoint, err)
-	}
-	var tok *model.Tokenizer
 	if c.Tokenizer != "" {
 		data, err := os.ReadFile(c.Tokenizer)
 		if err != nil {
