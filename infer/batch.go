@@ -7,6 +7,17 @@ import (
 // maxBatch bounds how many sessions' steps one batched pass carries.
 const maxBatch = 64
 
+// batchMinBytes is the size of a block's weights below which batching is
+// off: smaller weights stay in the CPU's caches, so sharing their loads
+// saves nothing and the hand-off between goroutines only adds latency
+// (measured with BenchmarkLoad in package testnet).
+const batchMinBytes = 8 << 20
+
+// blockBytes is the size of one block's weight matrices.
+func blockBytes(c model.Config) int {
+	return 4 * (2*c.Dim*c.Dim + 2*c.KVDim()*c.Dim + 3*c.HiddenDim*c.Dim)
+}
+
 // batchKey identifies the sessions that can share a pass: the same
 // weights and the same block span.
 type batchKey struct {
@@ -76,7 +87,7 @@ type stepper struct {
 
 func (s *Service) newStepper(m *model.Model, st *model.State) *stepper {
 	sp := &stepper{s: s, m: m, st: st}
-	if s.cfg.NoBatch {
+	if s.cfg.NoBatch || (blockBytes(m.Config) < batchMinBytes && !s.cfg.ForceBatch) {
 		return sp
 	}
 	key := batchKey{m, st.Lo(), st.Hi()}

@@ -50,8 +50,10 @@ type Config struct {
 	// that does not fit is refused with ErrBusy.
 	MaxKVBytes int64
 	// NoBatch turns continuous batching off: every session's step runs on
-	// its own (for comparison; outputs are the same either way).
-	NoBatch bool
+	// its own (for comparison; outputs are the same either way). Batching
+	// is also off for models whose blocks are smaller than batchMinBytes,
+	// unless ForceBatch is set.
+	NoBatch, ForceBatch bool
 	// MaxRequests bounds concurrent requests this peer fronts as the
 	// entry (default 64); more are refused with ErrBusy.
 	MaxRequests int

@@ -158,6 +158,48 @@ func TestSplitEqualsWhole(t *testing.T) {
 	}
 }
 
+// TestBatchingSameOutput runs concurrent sessions through a mesh that
+// batches every step: each text is the one the session prints alone.
+func TestBatchingSameOutput(t *testing.T) {
+	m, tok := synth(t)
+	var alone memNet
+	svc := alone.mesh(t, m, tok, [][2]int{{0, 6}})[0]
+	prompts := []string{"a", "hello", "the cat", "x y z", "mesh", "strata", "batch", "seven"}
+	want := map[string]string{}
+	for _, p := range prompts {
+		want[p], _ = generate(t, svc, Request{Prompt: p, Steps: 40})
+	}
+	var n memNet
+	svcs := n.mesh(t, m, tok, [][2]int{{0, 3}, {3, 6}})
+	for _, s := range svcs {
+		s.cfg.ForceBatch = true
+	}
+	var wg sync.WaitGroup
+	for i, p := range prompts {
+		wg.Go(func() {
+			var out bytes.Buffer
+			_, err := svcs[i%2].Generate(context.Background(), Request{Prompt: p, Steps: 40}, func(tk Token) error {
+				out.Write(tk.Piece)
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			} else if out.String() != want[p] {
+				t.Errorf("prompt %q batched: %q, alone: %q", p, out.String(), want[p])
+			}
+		})
+	}
+	wg.Wait()
+	waitIdle(t, svcs)
+	for _, s := range svcs {
+		s.mu.Lock()
+		if len(s.batchers) != 0 {
+			t.Errorf("%d batchers still running after every session ended", len(s.batchers))
+		}
+		s.mu.Unlock()
+	}
+}
+
 // waitIdle waits until every service has freed its sessions: hops free
 // them as the closing of the entry's stream travels down the chain.
 func waitIdle(t *testing.T, svcs []*Service) {

@@ -41,8 +41,9 @@ type Config struct {
 	PeerTTL time.Duration
 	// StepTimeout bounds the wait for one hop (default 30s).
 	StepTimeout time.Duration
-	// NoBatch turns off continuous batching of concurrent sessions.
-	NoBatch bool
+	// NoBatch turns off continuous batching of concurrent sessions;
+	// ForceBatch turns it on even for models small enough to stay in cache.
+	NoBatch, ForceBatch bool
 	// MaxRequests bounds the requests this node fronts at once (default 64).
 	MaxRequests int
 	// HTTP, if set, is the HOST:PORT of the HTTP API: OpenAI-compatible

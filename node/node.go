@@ -365,7 +365,7 @@ func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
 		svc, err := infer.New(infer.Config{
 			ModelID: n.modelID, Model: m, Tokenizer: n.tok, Lo: sp.Lo, Hi: sp.Hi,
 			Transport: transport{n.mesh}, Servers: n.servers, StepTimeout: n.cfg.StepTimeout, Logger: n.log,
-			NoBatch: n.cfg.NoBatch, MaxRequests: n.cfg.MaxRequests, Observe: n.metrics.observe,
+			NoBatch: n.cfg.NoBatch, ForceBatch: n.cfg.ForceBatch, MaxRequests: n.cfg.MaxRequests, Observe: n.metrics.observe,
 		})
 		if err != nil {
 			return err

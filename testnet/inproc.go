@@ -28,7 +28,7 @@ func Start(ctx context.Context, o Options) (*Net, error) {
 		cfg := node.Config{
 			Repo: Repo(o.Dir, i), Listen: []string{"/ip4/127.0.0.1/tcp/0"},
 			Model: id, Blocks: Blocks(spans[i]), Logger: o.Logger.With("node", i),
-			AdvertEvery: 500 * time.Millisecond, NoBatch: o.NoBatch,
+			AdvertEvery: 500 * time.Millisecond, NoBatch: o.NoBatch, ForceBatch: o.ForceBatch,
 		}
 		if i > 0 {
 			cfg.Bootstrap = net.Nodes[0].Addrs()[:1]

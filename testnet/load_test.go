@@ -80,7 +80,7 @@ func BenchmarkLoad(b *testing.B) {
 		for _, batch := range []bool{true, false} {
 			b.Run(fmt.Sprintf("model=%s/batching=%v", name, batch), func(b *testing.B) {
 				ctx := context.Background()
-				o := Options{Nodes: 3, Dir: b.TempDir(), NoBatch: !batch}
+				o := Options{Nodes: 3, Dir: b.TempDir(), NoBatch: !batch, ForceBatch: batch}
 				if name == "stories260K" {
 					o.Checkpoint, o.Tokenizer = reftest.Checkpoint(b), reftest.Tokenizer(b)
 				}

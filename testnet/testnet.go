@@ -36,8 +36,9 @@ type Options struct {
 	// Spans optionally fixes each node's block span; by default the
 	// blocks are split evenly in order.
 	Spans [][2]int
-	// NoBatch turns off continuous batching on every node.
-	NoBatch bool
+	// NoBatch turns off continuous batching on every node; ForceBatch
+	// turns it on even for small models.
+	NoBatch, ForceBatch bool
 	// HTTP gives every launched node an HTTP API on a free loopback port.
 	HTTP bool
 	// Logger receives the nodes' logs.
