@@ -79,6 +79,9 @@ func (m *metrics) observe(ev infer.Event) {
 // MetricsHandler serves the node's metrics in the Prometheus text format,
 // as GET /metrics of the HTTP API does.
 func (n *Node) MetricsHandler() http.Handler {
+	if n.metrics == nil { // a node that never started
+		return http.NotFoundHandler()
+	}
 	return promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{
 		ErrorLog:            slogPrinter{n},
 		ErrorHandling:       promhttp.ContinueOnError,
