@@ -43,6 +43,16 @@
 //   - Tensor names and shapes (Block.Tensors, Head.Tensors) are part of the
 //     on-disk shard format.
 //
+// # Imports
+//
+// ReadLlama2C reads llama2.c checkpoints and ReadTokenizer their tokenizer
+// files; ReadGGUF reads llama-architecture GGUF files (F32 and F16
+// tensors) with the SentencePiece vocabulary in their metadata, giving
+// bitwise the weights of the llama2.c export of the same model. All three
+// bound every count and length by the bytes present before allocating and
+// answer bad input with errors wrapping ErrFormat, ErrTruncated,
+// ErrConfig, ErrTokenizer or ErrUnsupported.
+//
 // # Training
 //
 // A Tape records the activations of one training forward over a sequence

@@ -96,6 +96,21 @@ func LoadModel(checkpoint, tokenizer string) (*model.Model, *model.Tokenizer, st
 		return nil, nil, "", err
 	}
 	defer f.Close()
+	var head [4]byte
+	if n, _ := f.ReadAt(head[:], 0); model.IsGGUF(head[:n]) {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, nil, "", err
+		}
+		m, tok, err := model.ReadGGUF(f, fi.Size())
+		if err == nil && tok == nil {
+			err = fmt.Errorf("%s holds no tokenizer", checkpoint)
+		}
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("testnet: %w", err)
+		}
+		return m, tok, filepath.Base(checkpoint), nil
+	}
 	m, err := model.ReadLlama2C(bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("testnet: %s: %w", checkpoint, err)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +194,24 @@ func TestHostilePeer(t *testing.T) {
 	text, _, _ := query(t, ctx, target.Addrs()[0], infer.Request{Prompt: "still", Steps: 16})
 	if text == "" {
 		t.Error("node stopped serving after hostile streams")
+	}
+}
+
+// TestGGUFThreeNodes serves the GGUF copy of stories260K across three
+// nodes: greedy output is REFERENCE.md Case 2, as from the llama2.c file.
+func TestGGUFThreeNodes(t *testing.T) {
+	ref := reftest.Read(t)
+	gguf := filepath.Join(reftest.Dir(t), "stories260K.gguf")
+	if _, err := os.Stat(gguf); err != nil {
+		t.Skipf("%s not found; the GGUF copy of the reference model is needed", gguf)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	net := startCovered(t, ctx, Options{Nodes: 3, Dir: t.TempDir(), Checkpoint: gguf})
+	for i, n := range net.Nodes {
+		text, ids, st := query(t, ctx, n.Addrs()[0], infer.Request{Steps: 200})
+		if text+"\n" != ref.Case2Text || fmt.Sprint(ids) != fmt.Sprint(ref.Case2IDs) || len(st.Chain) != 3 {
+			t.Errorf("via node %d (chain %v): got\n%s", i, st.Chain, text)
+		}
 	}
 }

@@ -17,7 +17,7 @@ type cli struct {
 	Log string `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 
 	ID       idCmd       `cmd:"" name:"id" help:"Print the node's peer id, creating its key if missing."`
-	Import   importCmd   `cmd:"" help:"Import a llama2.c checkpoint into a repo and print the model CID."`
+	Import   importCmd   `cmd:"" help:"Import a llama2.c checkpoint or a GGUF file (F32/F16 llama) into a repo and print the model CID."`
 	Synth    synthCmd    `cmd:"" help:"Write a seeded random-weight model into a repo and print its CID."`
 	Node     nodeCmd     `cmd:"" help:"Run a node until SIGINT or SIGTERM."`
 	Generate generateCmd `cmd:"" help:"Generate text through the mesh, printed as llama2.c run.c does."`

@@ -10,7 +10,7 @@ import (
 
 type testnetCmd struct {
 	Nodes     int    `help:"Number of nodes." default:"3"`
-	Model     string `help:"llama2.c checkpoint to serve (default: a seeded random-weight model, nothing to download)." type:"existingfile"`
+	Model     string `help:"llama2.c checkpoint or GGUF file to serve (default: a seeded random-weight model, nothing to download)." type:"existingfile"`
 	Tokenizer string `help:"llama2.c tokenizer for --model." type:"existingfile"`
 	Dir       string `help:"Directory for the nodes' repos and logs (default: a temporary directory, removed on exit)." type:"path"`
 	NoHTTP    bool   `name:"no-http" help:"Do not give each node an HTTP API."`
