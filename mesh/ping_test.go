@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-func TestPingRecordsRTT(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+// pair starts two loopback meshes, closed when the test ends.
+func pair(t *testing.T, ctx context.Context) []*Mesh {
+	t.Helper()
 	var ms []*Mesh
 	for range 2 {
 		key, err := NewEphemeralKey()
@@ -20,9 +20,16 @@ func TestPingRecordsRTT(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer m.Close()
+		t.Cleanup(func() { m.Close() })
 		ms = append(ms, m)
 	}
+	return ms
+}
+
+func TestPingRecordsRTT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ms := pair(t, ctx)
 	b := ms[1].ID().String()
 	if got := ms[0].RTT(b); got != 0 {
 		t.Errorf("RTT before any ping = %v, want 0", got)
@@ -45,19 +52,7 @@ func TestPingRecordsRTT(t *testing.T) {
 func TestOpenProtected(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var ms []*Mesh
-	for range 2 {
-		key, err := NewEphemeralKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := New(ctx, Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoDHT: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		ms = append(ms, m)
-	}
+	ms := pair(t, ctx)
 	ms[1].Handle("/test/echo/1", func(rw io.ReadWriteCloser, remote string) { io.Copy(rw, rw) })
 	b := ms[1].ID()
 	rw, err := ms[0].OpenProtected(ctx, b.String(), ms[1].AddrStrings(), "/test/echo/1")
