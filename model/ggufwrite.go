@@ -1,0 +1,213 @@
+package model
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// WriteGGUF exports a whole model as a GGUF version 3 file of
+// architecture "llama" with F32 tensors, the layout ReadGGUF reads: q/k
+// rows in llama2.c order, no output.weight when the classifier is shared,
+// llama.context_length = SeqLen. When tok is not nil its vocabulary is
+// written as a "llama" (SentencePiece) tokenizer in tokenizer.ggml.*, with
+// the piece mapping ReadGGUF undoes (space → "▁", llama2.c's "\n<s>\n"
+// and "\n</s>\n" → "<s>" and "</s>"). ReadGGUF of the output gives back
+// bitwise the same weights and config, and a tokenizer with the same
+// pieces and scores. The bytes depend only on m and tok.
+func WriteGGUF(w io.Writer, m *Model, tok *Tokenizer) error {
+	if err := checkWhole(m); err != nil {
+		return err
+	}
+	c := m.Config
+	gw := &ggufWriter{w: bufio.NewWriterSize(w, 1<<20)}
+	type kv struct {
+		key string
+		val any
+	}
+	kvs := []kv{
+		{"general.architecture", "llama"},
+		{"general.alignment", uint32(ggufDefaultAlign)},
+		{"llama.context_length", uint32(c.SeqLen)},
+		{"llama.embedding_length", uint32(c.Dim)},
+		{"llama.feed_forward_length", uint32(c.HiddenDim)},
+		{"llama.block_count", uint32(c.NLayers)},
+		{"llama.attention.head_count", uint32(c.NHeads)},
+		{"llama.attention.head_count_kv", uint32(c.NKVHeads)},
+		{"llama.attention.layer_norm_rms_epsilon", c.NormEps},
+		{"llama.rope.freq_base", c.RopeTheta},
+		{"llama.rope.dimension_count", uint32(c.HeadSize())},
+		{"llama.vocab_size", uint32(c.VocabSize)},
+	}
+	if tok != nil {
+		if tok.VocabSize() != c.VocabSize {
+			return fmt.Errorf("%w: GGUF export: tokenizer has %d tokens, the model %d", ErrTokenizer, tok.VocabSize(), c.VocabSize)
+		}
+		n := tok.VocabSize()
+		pieces := make([]string, n)
+		scores := make([]float32, n)
+		types := make([]int32, n)
+		for i := range n {
+			p := tok.Piece(i)
+			if strings.Contains(p, "\u2581") {
+				return fmt.Errorf("%w: GGUF export: token %d %q contains U+2581, which GGUF uses for a space", ErrTokenizer, i, p)
+			}
+			types[i] = 1 // normal
+			switch {
+			case i == BOS && p == "\n<s>\n":
+				p, types[i] = "<s>", 3 // control
+			case i == EOS && p == "\n</s>\n":
+				p, types[i] = "</s>", 3
+			case (i == BOS && p == "<s>") || (i == EOS && p == "</s>"):
+				return fmt.Errorf("%w: GGUF export: token %d %q would read back as llama2.c's control piece", ErrTokenizer, i, p)
+			case i >= 3 && i < 3+256:
+				types[i] = ggufTokByte
+			}
+			pieces[i] = strings.ReplaceAll(p, " ", "\u2581")
+			scores[i] = tok.Score(i)
+		}
+		kvs = append(kvs,
+			kv{"tokenizer.ggml.model", "llama"},
+			kv{"tokenizer.ggml.tokens", pieces},
+			kv{"tokenizer.ggml.scores", scores},
+			kv{"tokenizer.ggml.token_type", types},
+			kv{"tokenizer.ggml.bos_token_id", uint32(BOS)},
+			kv{"tokenizer.ggml.eos_token_id", uint32(EOS)},
+		)
+	}
+	type tensor struct {
+		name string
+		dims []uint64 // ne0 first
+		data []float32
+	}
+	d, kvd, hid, v := uint64(c.Dim), uint64(c.KVDim()), uint64(c.HiddenDim), uint64(c.VocabSize)
+	ts := []tensor{
+		{"token_embd.weight", []uint64{d, v}, m.Head.Embedding},
+		{"output_norm.weight", []uint64{d}, m.Head.FinalNorm},
+	}
+	if !c.SharedClassifier {
+		ts = append(ts, tensor{"output.weight", []uint64{d, v}, m.Head.Classifier})
+	}
+	for l, b := range m.Blocks {
+		p := fmt.Sprintf("blk.%d.", l)
+		ts = append(ts,
+			tensor{p + "attn_norm.weight", []uint64{d}, b.AttNorm},
+			tensor{p + "attn_q.weight", []uint64{d, d}, b.Wq},
+			tensor{p + "attn_k.weight", []uint64{d, kvd}, b.Wk},
+			tensor{p + "attn_v.weight", []uint64{d, kvd}, b.Wv},
+			tensor{p + "attn_output.weight", []uint64{d, d}, b.Wo},
+			tensor{p + "ffn_norm.weight", []uint64{d}, b.FFNNorm},
+			tensor{p + "ffn_gate.weight", []uint64{d, hid}, b.W1},
+			tensor{p + "ffn_down.weight", []uint64{hid, d}, b.W2},
+			tensor{p + "ffn_up.weight", []uint64{d, hid}, b.W3},
+		)
+	}
+	gw.raw([]byte(GGUFMagic))
+	gw.u32(3)
+	gw.u64(uint64(len(ts)))
+	gw.u64(uint64(len(kvs)))
+	for _, e := range kvs {
+		gw.str(e.key)
+		switch x := e.val.(type) {
+		case uint32:
+			gw.u32(ggufUint32)
+			gw.u32(x)
+		case float32:
+			gw.u32(ggufFloat32)
+			gw.u32(math.Float32bits(x))
+		case string:
+			gw.u32(ggufString)
+			gw.str(x)
+		case []string:
+			gw.array(ggufString, len(x))
+			for _, s := range x {
+				gw.str(s)
+			}
+		case []float32:
+			gw.array(ggufFloat32, len(x))
+			for _, f := range x {
+				gw.u32(math.Float32bits(f))
+			}
+		case []int32:
+			gw.array(ggufInt32, len(x))
+			for _, i := range x {
+				gw.u32(uint32(i))
+			}
+		}
+	}
+	const align = ggufDefaultAlign
+	pad := func(n uint64) uint64 { return (n + align - 1) / align * align }
+	var off uint64
+	for _, t := range ts {
+		gw.str(t.name)
+		gw.u32(uint32(len(t.dims)))
+		for _, x := range t.dims {
+			gw.u64(x)
+		}
+		gw.u32(ggmlF32)
+		gw.u64(off)
+		off = pad(off + 4*uint64(len(t.data)))
+	}
+	gw.zeros(pad(gw.n) - gw.n)
+	start := gw.n
+	for _, t := range ts {
+		for _, f := range t.data {
+			gw.u32(math.Float32bits(f))
+		}
+		gw.zeros(pad(gw.n-start) - (gw.n - start))
+	}
+	if gw.err != nil {
+		return fmt.Errorf("model: GGUF export: %w", gw.err)
+	}
+	if err := gw.w.Flush(); err != nil {
+		return fmt.Errorf("model: GGUF export: %w", err)
+	}
+	return nil
+}
+
+// ggufWriter writes little-endian GGUF fields, remembering the first
+// error and the byte count.
+type ggufWriter struct {
+	w   *bufio.Writer
+	n   uint64
+	err error
+	buf [8]byte
+}
+
+func (g *ggufWriter) raw(p []byte) {
+	if g.err != nil {
+		return
+	}
+	_, g.err = g.w.Write(p)
+	g.n += uint64(len(p))
+}
+
+func (g *ggufWriter) u32(v uint32) {
+	binary.LittleEndian.PutUint32(g.buf[:4], v)
+	g.raw(g.buf[:4])
+}
+
+func (g *ggufWriter) u64(v uint64) {
+	binary.LittleEndian.PutUint64(g.buf[:], v)
+	g.raw(g.buf[:])
+}
+
+func (g *ggufWriter) str(s string) {
+	g.u64(uint64(len(s)))
+	g.raw([]byte(s))
+}
+
+func (g *ggufWriter) array(elem uint32, n int) {
+	g.u32(ggufArray)
+	g.u32(elem)
+	g.u64(uint64(n))
+}
+
+func (g *ggufWriter) zeros(n uint64) {
+	for range n {
+		g.raw([]byte{0})
+	}
+}
