@@ -37,13 +37,60 @@ type importCmd struct {
 	Repo       string `help:"Repo dir." required:"" type:"path"`
 	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin); for a GGUF checkpoint it replaces the embedded vocabulary." type:"existingfile"`
 	Name       string `help:"Model name recorded in the manifest (default: the checkpoint's file name)."`
-	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin) or GGUF file (.gguf, detected by its magic)." type:"existingfile"`
+	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin), GGUF file (.gguf, detected by its magic), or a Hugging Face Llama directory holding config.json and model.safetensors (needs --tokenizer)." type:"path"`
+}
+
+// readHFDir reads a Hugging Face Llama checkpoint directory: config.json
+// and model.safetensors. Its tokenizer.json is not converted; the caller
+// must supply a llama2.c tokenizer with --tokenizer.
+func readHFDir(dir, tokenizer string) (*model.Model, error) {
+	if tokenizer == "" {
+		if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
+			return nil, fmt.Errorf("checkpoint %s: tokenizer.json is not supported yet; pass the llama2.c tokenizer with --tokenizer", dir)
+		}
+		return nil, fmt.Errorf("checkpoint %s: a Hugging Face directory needs --tokenizer (a llama2.c tokenizer file)", dir)
+	}
+	cfgFile, err := os.Open(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	defer cfgFile.Close()
+	cfg, err := io.ReadAll(io.LimitReader(cfgFile, 1<<20+1))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: config.json: %w", dir, err)
+	}
+	wf, err := os.Open(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w (sharded safetensors are not supported)", dir, err)
+	}
+	defer wf.Close()
+	fi, err := wf.Stat()
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.ReadHF(cfg, wf, fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	return m, nil
 }
 
 func (c *importCmd) Run(e *env) error {
 	st, err := shards.Open(c.Repo)
 	if err != nil {
 		return err
+	}
+	var (
+		m   *model.Model
+		tok *model.Tokenizer
+	)
+	if fi, err := os.Stat(c.Checkpoint); err != nil {
+		return err
+	} else if fi.IsDir() {
+		if m, err = readHFDir(c.Checkpoint, c.Tokenizer); err != nil {
+			return err
+		}
+		return c.finish(m, nil, st)
 	}
 	f, err := os.Open(c.Checkpoint)
 	if err != nil {
@@ -55,10 +102,6 @@ func (c *importCmd) Run(e *env) error {
 	if err != nil && err != io.EOF {
 		return err
 	}
-	var (
-		m   *model.Model
-		tok *model.Tokenizer
-	)
 	if model.IsGGUF(magic[:n]) {
 		fi, err := f.Stat()
 		if err != nil {
@@ -79,6 +122,11 @@ func (c *importCmd) Run(e *env) error {
 			return fmt.Errorf("checkpoint %s: %w", c.Checkpoint, err)
 		}
 	}
+	return c.finish(m, tok, st)
+}
+
+// finish reads --tokenizer (which replaces tok) and imports m into st.
+func (c *importCmd) finish(m *model.Model, tok *model.Tokenizer, st *shards.Store) error {
 	if c.Tokenizer != "" {
 		data, err := os.ReadFile(c.Tokenizer)
 		if err != nil {
