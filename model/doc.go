@@ -48,7 +48,11 @@
 // ReadLlama2C reads llama2.c checkpoints and ReadTokenizer their tokenizer
 // files; ReadGGUF reads llama-architecture GGUF files (F32 and F16
 // tensors) with the SentencePiece vocabulary in their metadata, giving
-// bitwise the weights of the llama2.c export of the same model. All three
+// bitwise the weights of the llama2.c export of the same model; ReadHF
+// reads Hugging Face LlamaForCausalLM checkpoints (config.json and
+// safetensors in F32, F16 or BF16), undoing the Q/K row permutation of
+// their rotary layout. WriteGGUF and WriteHF export, so the same model
+// round-trips through every format to the same weights. All readers
 // bound every count and length by the bytes present before allocating and
 // answer bad input with errors wrapping ErrFormat, ErrTruncated,
 // ErrConfig, ErrTokenizer or ErrUnsupported.
