@@ -37,6 +37,12 @@ func ImportModel(st *Store, m *model.Model, tok *model.Tokenizer, name string) (
 // none). Blocks that training left unchanged have the same CIDs as the
 // parent's, so they are stored and fetched once.
 func ImportVersion(st *Store, m *model.Model, tok *model.Tokenizer, name string, parent cid.Cid) (cid.Cid, *Manifest, error) {
+	return ImportRound(st, m, tok, name, parent, nil)
+}
+
+// ImportRound is ImportVersion for a version a federated round made: its
+// manifest carries the round record (nil for none).
+func ImportRound(st *Store, m *model.Model, tok *model.Tokenizer, name string, parent cid.Cid, round *RoundInfo) (cid.Cid, *Manifest, error) {
 	if m == nil {
 		return cid.Undef, nil, fmt.Errorf("%w: import: nil model", ErrShard)
 	}
@@ -54,7 +60,7 @@ func ImportVersion(st *Store, m *model.Model, tok *model.Tokenizer, name string,
 		}
 		tok = model.ByteTokenizer(cfg.VocabSize)
 	}
-	man := &Manifest{Format: ManifestFormat, Name: name, Config: cfg, ChunkSize: DefaultChunkSize, Parent: parent}
+	man := &Manifest{Format: ManifestFormat, Name: name, Config: cfg, ChunkSize: DefaultChunkSize, Parent: parent, Round: round}
 	put := func(data []byte) (Ref, error) {
 		if _, err := st.Put(data); err != nil {
 			return Ref{}, err

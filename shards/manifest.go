@@ -70,6 +70,74 @@ type Manifest struct {
 	Blocks    []Ref // Blocks[i] is transformer block i; len == Config.NLayers
 	ChunkSize int
 	Parent    cid.Cid // the manifest this version was trained from, or cid.Undef
+	// Round, for a version a federated round committed, says how it was
+	// made from Parent; nil otherwise.
+	Round *RoundInfo
+}
+
+// Bounds on a manifest's round record.
+const (
+	MaxContributions = 4096 // contributions named by one round
+	MaxPeerID        = 256  // bytes in a contributor's peer id
+)
+
+// RoundInfo records the federated round that made a version: the run, the
+// round, the aggregation rule, the contributions that went in and the
+// outer optimizer's state afterwards. Every field is deterministic, so all
+// honest nodes build the same manifest and agree on its CID.
+type RoundInfo struct {
+	Run   string  `json:"run"`             // CID of the run's spec
+	Round uint64  `json:"round"`           // from 1
+	Rule  string  `json:"rule"`            // aggregation rule
+	Outer string  `json:"outer,omitempty"` // CID of the outer optimizer state, if it keeps one
+	Loss  float32 `json:"loss"`            // contributors' sample-weighted mean training loss
+	// Contributions are sorted by Delta.
+	Contributions []Contribution `json:"contributions"`
+}
+
+// Contribution is one participant's update in a round.
+type Contribution struct {
+	Peer    string  `json:"peer"`    // peer id of the participant
+	Delta   string  `json:"delta"`   // CID of its encoded pseudo-gradient
+	Samples uint64  `json:"samples"` // tokens it trained on
+	Loss    float32 `json:"loss"`    // its mean training loss
+}
+
+func (r *RoundInfo) validate() error {
+	finite := func(x float32) bool { return x == x && x-x == 0 }
+	switch {
+	case r.Round == 0:
+		return fmt.Errorf("%w: round record: round 0", ErrManifest)
+	case r.Rule == "" || len(r.Rule) > 64 || !utf8.ValidString(r.Rule):
+		return fmt.Errorf("%w: round record: rule %.64q", ErrManifest, r.Rule)
+	case !finite(r.Loss):
+		return fmt.Errorf("%w: round record: loss is not finite", ErrManifest)
+	case len(r.Contributions) == 0 || len(r.Contributions) > MaxContributions:
+		return fmt.Errorf("%w: round record: %d contributions, want 1..%d", ErrManifest, len(r.Contributions), MaxContributions)
+	}
+	if _, err := ParseCID(r.Run); err != nil {
+		return fmt.Errorf("%w: round record: run: %w", ErrManifest, err)
+	}
+	if r.Outer != "" {
+		if _, err := ParseCID(r.Outer); err != nil {
+			return fmt.Errorf("%w: round record: outer state: %w", ErrManifest, err)
+		}
+	}
+	for i, c := range r.Contributions {
+		if c.Peer == "" || len(c.Peer) > MaxPeerID || !utf8.ValidString(c.Peer) {
+			return fmt.Errorf("%w: round record: contribution %d: peer id %.64q", ErrManifest, i, c.Peer)
+		}
+		if _, err := ParseCID(c.Delta); err != nil {
+			return fmt.Errorf("%w: round record: contribution %d: %w", ErrManifest, i, err)
+		}
+		if !finite(c.Loss) {
+			return fmt.Errorf("%w: round record: contribution %d: loss is not finite", ErrManifest, i)
+		}
+		if i > 0 && r.Contributions[i-1].Delta >= c.Delta {
+			return fmt.Errorf("%w: round record: contributions not sorted by delta, or repeated", ErrManifest)
+		}
+	}
+	return nil
 }
 
 type wireRef struct {
@@ -87,6 +155,7 @@ type wireManifest struct {
 	Blocks    []wireRef    `json:"blocks"`
 	ChunkSize int          `json:"chunk_size"`
 	Parent    string       `json:"parent"`
+	Round     *RoundInfo   `json:"round,omitempty"`
 }
 
 // NewRef describes data as a shard split into chunks of chunkSize bytes.
@@ -173,6 +242,14 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("%w: parent: %w", ErrManifest, err)
 		}
 	}
+	if m.Round != nil {
+		if !m.Parent.Defined() {
+			return fmt.Errorf("%w: a round record needs a parent", ErrManifest)
+		}
+		if err := m.Round.validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -215,6 +292,7 @@ func (m *Manifest) Encode() ([]byte, error) {
 	if m.Parent.Defined() {
 		w.Parent = m.Parent.String()
 	}
+	w.Round = m.Round
 	out, err := json.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrManifest, err)
@@ -258,6 +336,7 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 		Config:    w.Config,
 		Blocks:    make([]Ref, len(w.Blocks)),
 		ChunkSize: w.ChunkSize,
+		Round:     w.Round,
 	}
 	var err error
 	if m.Head, err = fromWire(w.Head); err != nil {

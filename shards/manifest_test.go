@@ -3,6 +3,7 @@ package shards
 import (
 	"bytes"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -196,6 +197,9 @@ func FuzzDecodeManifest(f *testing.F) {
 	m.Parent = Sum(good)
 	withParent, _ := m.Encode()
 	f.Add(withParent)
+	m.Round = testRound()
+	withRound, _ := m.Encode()
+	f.Add(withRound)
 	f.Add([]byte(`{"format":"strata/manifest/1"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := DecodeManifest(data)
@@ -213,4 +217,63 @@ func FuzzDecodeManifest(f *testing.F) {
 			t.Fatal("accepted manifest is not canonical")
 		}
 	})
+}
+
+func testRound() *RoundInfo {
+	d1, d2 := Sum([]byte("delta 1")).String(), Sum([]byte("delta 2")).String()
+	if d2 < d1 {
+		d1, d2 = d2, d1
+	}
+	return &RoundInfo{
+		Run: Sum([]byte("run")).String(), Round: 3, Rule: "trimmed-mean", Loss: 2.25,
+		Outer: Sum([]byte("outer")).String(),
+		Contributions: []Contribution{
+			{Peer: "12D3KooWA", Delta: d1, Samples: 4096, Loss: 2.5},
+			{Peer: "12D3KooWB", Delta: d2, Samples: 2048, Loss: 1.75},
+		},
+	}
+}
+
+func TestManifestRound(t *testing.T) {
+	m, _ := testManifest()
+	plain, err := m.CID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Round = testRound()
+	if _, err := m.Encode(); !errors.Is(err, ErrManifest) {
+		t.Fatalf("round record without a parent: %v, want ErrManifest", err)
+	}
+	m.Parent = plain
+	enc, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeManifest(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Round == nil || got.Round.Round != 3 || len(got.Round.Contributions) != 2 || got.Round.Contributions[1].Loss != 1.75 {
+		t.Fatalf("round record did not survive: %+v", got.Round)
+	}
+	for name, mutate := range map[string]func(r *RoundInfo){
+		"round 0":       func(r *RoundInfo) { r.Round = 0 },
+		"no rule":       func(r *RoundInfo) { r.Rule = "" },
+		"bad run":       func(r *RoundInfo) { r.Run = "run" },
+		"bad outer":     func(r *RoundInfo) { r.Outer = "x" },
+		"NaN loss":      func(r *RoundInfo) { r.Loss = float32(math.NaN()) },
+		"inf loss":      func(r *RoundInfo) { r.Contributions[0].Loss = float32(math.Inf(1)) },
+		"none":          func(r *RoundInfo) { r.Contributions = nil },
+		"unsorted":      func(r *RoundInfo) { r.Contributions[0], r.Contributions[1] = r.Contributions[1], r.Contributions[0] },
+		"repeated":      func(r *RoundInfo) { r.Contributions[1].Delta = r.Contributions[0].Delta },
+		"no peer":       func(r *RoundInfo) { r.Contributions[0].Peer = "" },
+		"long peer":     func(r *RoundInfo) { r.Contributions[0].Peer = strings.Repeat("p", MaxPeerID+1) },
+		"bad delta cid": func(r *RoundInfo) { r.Contributions[0].Delta = "QmNope" },
+	} {
+		m.Round = testRound()
+		mutate(m.Round)
+		if _, err := m.Encode(); !errors.Is(err, ErrManifest) {
+			t.Errorf("%s: %v, want ErrManifest", name, err)
+		}
+	}
 }
