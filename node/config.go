@@ -52,7 +52,10 @@ type Config struct {
 	// Progress, if set, receives fetch progress (a terminal's progress
 	// bar); otherwise progress goes to the log.
 	Progress func(what string, done, total int64)
-	Logger   *slog.Logger
+	// Run, if set, makes the node a participant of a federated training
+	// run; Model must then be the run's genesis (or empty).
+	Run    *RunConfig
+	Logger *slog.Logger
 }
 
 // Validate reports whether c is usable.
@@ -69,6 +72,14 @@ func (c *Config) Validate() error {
 	if c.Blocks != "" && c.Blocks != "auto" {
 		if _, _, err := ParseBlocks(c.Blocks, 1<<20); err != nil {
 			return err
+		}
+	}
+	if c.Run != nil {
+		if err := c.Run.Spec.Validate(); err != nil {
+			return err
+		}
+		if c.Model != "" && c.Model != c.Run.Spec.Genesis {
+			return fmt.Errorf("node: --model %s is not the run's genesis %s", c.Model, c.Run.Spec.Genesis)
 		}
 	}
 	if c.MaxBlocks < 0 {

@@ -49,6 +49,8 @@ type Node struct {
 	loading  infer.Span     // blocks being fetched before the first span is served
 	capacity Capacity
 
+	run *runner // nil unless the node takes part in a training run
+
 	started time.Time
 	http    *httpServer // nil without Config.HTTP
 	metrics *metrics
@@ -63,6 +65,9 @@ type Node struct {
 // serving its span and advertising. It returns once the node serves; Close
 // stops it.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Run != nil && cfg.Model == "" {
+		cfg.Model = cfg.Run.Spec.Genesis
+	}
 	n, ctx, err := open(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -81,6 +86,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			go n.replace(ctx)
 		}
 		n.announce(ctx)
+	}
+	if cfg.Run != nil {
+		if n.run, err = n.startRun(ctx, *cfg.Run); err != nil {
+			n.Close()
+			return nil, err
+		}
 	}
 	if cfg.HTTP != "" {
 		if err := n.startHTTP(ctx); err != nil {

@@ -263,24 +263,9 @@ func trainData(cfg TrainConfig, tok *model.Tokenizer) (*train.Corpus, *train.Cor
 	if len(cfg.Data) == 0 {
 		return nil, nil, errors.New("node: no data files to train on")
 	}
-	var texts [][]byte
-	var total int64
-	for _, f := range cfg.Data {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return nil, nil, err
-		}
-		if total += fi.Size(); total > train.MaxCorpusBytes {
-			return nil, nil, fmt.Errorf("node: data files exceed %d bytes", int64(train.MaxCorpusBytes))
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := train.ValidateText(data); err != nil {
-			return nil, nil, fmt.Errorf("node: data file %s: %w", f, err)
-		}
-		texts = append(texts, data)
+	texts, err := readTexts(cfg.Data)
+	if err != nil {
+		return nil, nil, err
 	}
 	opt := train.Options{}
 	if tok.VocabSize() > train.ByteVocab { // a byte-level model reads bytes
@@ -321,4 +306,28 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// readTexts reads and validates training text files.
+func readTexts(files []string) ([][]byte, error) {
+	var texts [][]byte
+	var total int64
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		if total += fi.Size(); total > train.MaxCorpusBytes {
+			return nil, fmt.Errorf("node: data files exceed %d bytes", int64(train.MaxCorpusBytes))
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if err := train.ValidateText(data); err != nil {
+			return nil, fmt.Errorf("node: data file %s: %w", f, err)
+		}
+		texts = append(texts, data)
+	}
+	return texts, nil
 }

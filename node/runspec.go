@@ -1,0 +1,182 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/strata-mesh/strata/consensus"
+	"github.com/strata-mesh/strata/shards"
+	"github.com/strata-mesh/strata/train"
+)
+
+// RunFormat is the value of a run spec's "format" field.
+const RunFormat = "strata/run/1"
+
+// RunSpec fixes a federated training run. Every participant uses the same
+// spec; the CID of its canonical encoding names the run (RunSpec.ID), so
+// peers that disagree on any field are simply in different runs.
+type RunSpec struct {
+	Format  string   `json:"format"`
+	Name    string   `json:"name"`
+	Genesis string   `json:"genesis"` // model CID round 1 starts from
+	Roster  []string `json:"roster"`  // peer ids of the participants, sorted
+	// Rule aggregates a round's updates: fedavg, median, trimmed-mean or
+	// centered-clip; Trim and Tau parameterise the last two.
+	Rule string  `json:"rule"`
+	Trim float64 `json:"trim,omitempty"`
+	Tau  float64 `json:"tau,omitempty"`
+	// Outer applies the aggregate: "sgd" (lr 1: FedAvg) or "nesterov"
+	// (DiLoCo: lr 0.7, momentum 0.9).
+	Outer string `json:"outer"`
+	Codec string `json:"codec"` // fp16 or int8 (blockwise, error feedback)
+	// Steps is the local optimizer steps per round, Rounds the run's
+	// length (0: no end).
+	Steps  int `json:"steps"`
+	Rounds int `json:"rounds"`
+	// Local training: windows per step, window length, AdamW peak
+	// learning rate (warmup, then cosine decay over the run).
+	Batch  int     `json:"batch"`
+	SeqLen int     `json:"seq_len"`
+	LR     float32 `json:"lr"`
+	// RoundSeconds is a round's deadline: a round that has not committed
+	// by then is skipped. A view (one proposer's turn) is a third of it.
+	RoundSeconds int `json:"round_seconds"`
+}
+
+// DefaultRunSpec returns a spec with the defaults for everything but the
+// name, genesis and roster.
+func DefaultRunSpec() RunSpec {
+	return RunSpec{
+		Format: RunFormat, Rule: "trimmed-mean", Trim: 0.25, Tau: 1, Outer: train.OuterNesterov, Codec: "int8",
+		Steps: 20, Rounds: 0, Batch: 4, SeqLen: 128, LR: 2e-3, RoundSeconds: 180,
+	}
+}
+
+// Bounds on a run spec.
+const (
+	maxRunName     = 128
+	maxRunSteps    = 1 << 20
+	maxRoundSecs   = 24 * 3600
+	roundTick      = 100 * time.Millisecond
+	maxRunSpecSize = 1 << 20
+)
+
+// Validate checks every field.
+func (s *RunSpec) Validate() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("node: run spec: "+f, a...) }
+	switch {
+	case s.Format != RunFormat:
+		return bad("format %q, want %q", s.Format, RunFormat)
+	case s.Name == "" || len(s.Name) > maxRunName:
+		return bad("name must be 1..%d bytes", maxRunName)
+	case len(s.Roster) == 0 || len(s.Roster) > consensus.MaxRoster:
+		return bad("roster of %d peers, want 1..%d", len(s.Roster), consensus.MaxRoster)
+	case !slices.IsSorted(s.Roster) || len(slices.Compact(slices.Clone(s.Roster))) != len(s.Roster):
+		return bad("roster must be sorted and without repeats")
+	case s.Steps < 1 || s.Steps > maxRunSteps:
+		return bad("%d local steps per round, want 1..%d", s.Steps, maxRunSteps)
+	case s.Rounds < 0:
+		return bad("negative round count %d", s.Rounds)
+	case s.Batch < 1 || s.SeqLen < 2:
+		return bad("batch %d and window %d must be >= 1 and >= 2", s.Batch, s.SeqLen)
+	case !(s.LR > 0) || s.LR > 10:
+		return bad("learning rate %g must be in (0, 10]", s.LR)
+	case s.RoundSeconds < 3 || s.RoundSeconds > maxRoundSecs:
+		return bad("round deadline %ds, want 3..%d", s.RoundSeconds, maxRoundSecs)
+	}
+	if _, err := shards.ParseCID(s.Genesis); err != nil {
+		return bad("genesis: %v", err)
+	}
+	for _, p := range s.Roster {
+		if p == "" || len(p) > consensus.MaxID {
+			return bad("roster id %q", p)
+		}
+	}
+	if _, err := s.aggregation(); err != nil {
+		return bad("%v", err)
+	}
+	if _, err := s.outer(); err != nil {
+		return bad("%v", err)
+	}
+	if _, err := train.ParseCodec(s.Codec); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
+// aggregation is the spec's aggregation rule.
+func (s *RunSpec) aggregation() (train.Aggregation, error) {
+	a := train.Aggregation{MaxSampleShare: 2}
+	switch s.Rule {
+	case "fedavg":
+		a.Rule = train.FedAvg
+	case "median":
+		a.Rule = train.Median
+	case "trimmed-mean":
+		a.Rule, a.Trim = train.TrimmedMean, s.Trim
+	case "centered-clip":
+		a.Rule, a.Tau, a.Iters = train.CenteredClip, s.Tau, 3
+	default:
+		return a, fmt.Errorf("aggregation rule %q; want fedavg, median, trimmed-mean or centered-clip", s.Rule)
+	}
+	return a, a.Validate()
+}
+
+// outer returns a fresh outer optimizer of the spec's kind.
+func (s *RunSpec) outer() (*train.Outer, error) {
+	switch s.Outer {
+	case train.OuterSGD:
+		return &train.Outer{Kind: train.OuterSGD, LR: 1}, nil
+	case train.OuterNesterov:
+		return train.DiLoCo(), nil
+	}
+	return nil, fmt.Errorf("outer optimizer %q; want sgd or nesterov", s.Outer)
+}
+
+// Encode returns the canonical encoding.
+func (s *RunSpec) Encode() ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(s)
+}
+
+// ID returns the run id: the CID of the canonical encoding.
+func (s *RunSpec) ID() (string, error) {
+	b, err := s.Encode()
+	if err != nil {
+		return "", err
+	}
+	return shards.Sum(b).String(), nil
+}
+
+// DecodeRunSpec parses and validates a canonical run spec.
+func DecodeRunSpec(data []byte) (*RunSpec, error) {
+	if len(data) > maxRunSpecSize {
+		return nil, fmt.Errorf("node: run spec of %d bytes exceeds %d", len(data), maxRunSpecSize)
+	}
+	var s RunSpec
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("node: run spec: %w", err)
+	}
+	enc, err := s.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(enc, data) {
+		return nil, errors.New("node: run spec is not in canonical encoding")
+	}
+	return &s, nil
+}
+
+// consensusConfig turns the deadline into consensus ticks of roundTick.
+func (s *RunSpec) ticks() (collect, view, round int) {
+	round = int(time.Duration(s.RoundSeconds) * time.Second / roundTick)
+	return 1, round / 3, round
+}
