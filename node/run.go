@@ -42,8 +42,8 @@ type RunConfig struct {
 type RoundRecord struct {
 	Round   uint64   `json:"round"`
 	Skipped bool     `json:"skipped,omitempty"`
-	Model   string   `json:"model"`         // the manifest the round made (its base when skipped)
-	Base    string   `json:"base"`          // the manifest it started from
+	Model   string   `json:"model"`          // the manifest the round made (its base when skipped)
+	Base    string   `json:"base"`           // the manifest it started from
 	Rule    string   `json:"rule,omitempty"` // aggregation rule
 	Peers   []string `json:"peers,omitempty"`
 	Samples uint64   `json:"samples,omitempty"` // tokens trained on by the contributions
@@ -98,11 +98,11 @@ func parseEntry(e string) (c cid.Cid, size int64, peer string, err error) {
 
 // runEvent is something the run's loop must react to.
 type runEvent struct {
-	from string          // remote sender, for messages from the topic
-	data []byte          // a message from the topic
-	step *consensus.Message // a local answer for the consensus node
-	contrib *contribution // a fetched (or our own) update
-	base    *baseState    // a newly committed base, loaded
+	from    string             // remote sender, for messages from the topic
+	data    []byte             // a message from the topic
+	step    *consensus.Message // a local answer for the consensus node
+	contrib *contribution      // a fetched (or our own) update
+	base    *baseState         // a newly committed base, loaded
 }
 
 type contribution struct {
@@ -139,19 +139,19 @@ type runner struct {
 	events chan runEvent
 
 	// Owned by the loop goroutine.
-	cur       *baseState
-	round     consensus.Round
-	roundAt   time.Time
-	contribs  map[string]*contribution // entry -> update, this round
-	bySender  map[string]string        // sender -> entry, this round
-	fetching  map[string]bool          // senders whose update is being fetched
-	own       *contribution
-	pending   *consensus.Message // aggregation request waiting for updates
-	lastCert  *consensus.Certificate
-	lastAnn   time.Time
+	cur        *baseState
+	round      consensus.Round
+	roundAt    time.Time
+	contribs   map[string]*contribution // entry -> update, this round
+	bySender   map[string]string        // sender -> entry, this round
+	fetching   map[string]bool          // senders whose update is being fetched
+	own        *contribution
+	pending    *consensus.Message // aggregation request waiting for updates
+	lastCert   *consensus.Certificate
+	lastAnn    time.Time
 	lastCertAt time.Time
-	stopTrain context.CancelFunc
-	done      bool // the run reached its last round
+	stopTrain  context.CancelFunc
+	done       bool // the run reached its last round
 
 	// Local training state, used by one training goroutine at a time.
 	tmu     sync.Mutex
@@ -586,7 +586,9 @@ func (r *runner) build(base *baseState, round consensus.Round, cs []train.Contri
 	}
 	slices.SortFunc(ok, func(a, b train.Contribution) int { return strings.Compare(a.Key, b.Key) })
 	// One update per CID: two senders of identical bytes count once.
-	ok = slices.CompactFunc(ok, func(a, b train.Contribution) bool { return strings.SplitN(a.Key, "/", 2)[0] == strings.SplitN(b.Key, "/", 2)[0] })
+	ok = slices.CompactFunc(ok, func(a, b train.Contribution) bool {
+		return strings.SplitN(a.Key, "/", 2)[0] == strings.SplitN(b.Key, "/", 2)[0]
+	})
 	mean, err := train.Aggregate(r.agg, ok)
 	if err != nil {
 		return "", nil, err

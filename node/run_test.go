@@ -78,7 +78,7 @@ func newRunMesh(t *testing.T, n int, mutate func(*RunSpec)) *runMesh {
 func (rm *runMesh) start(i int, tamper func(*train.Delta, []byte) []byte) *Node {
 	rm.t.Helper()
 	cfg := Config{Repo: rm.repos[i], Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdvertEvery: 500 * time.Millisecond,
-		Run: &RunConfig{Spec: rm.spec, Data: []string{rm.data[i]}, Seed: uint64(i), tamper: tamper},
+		Run:    &RunConfig{Spec: rm.spec, Data: []string{rm.data[i]}, Seed: uint64(i), tamper: tamper},
 		Logger: testLogger(rm.t, fmt.Sprintf("n%d", i))}
 	if i > 0 && rm.nodes[0] != nil {
 		cfg.Bootstrap = []string{rm.nodes[0].Addrs()[0]}
