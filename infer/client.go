@@ -14,12 +14,14 @@ import (
 func (s *Service) HandleClient(rw io.ReadWriteCloser, remote string) {
 	defer rw.Close()
 	c := newConn(rw)
-	c.expect(s.cfg.StepTimeout)
-	var req Request
-	if err := c.readJSON(frameRequest, &req); err != nil {
-		s.refuse(c, remote, err)
-		return
+	if req, ok := s.gate().request(c, remote); ok {
+		s.answer(rw, c, remote, req)
 	}
+}
+
+// answer runs req, read from the client stream rw (framed by c), and
+// streams its tokens back.
+func (s *Service) answer(rw io.Reader, c *conn, remote string, req Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.expect(365 * 24 * time.Hour) // the request may run long; the client only hangs up

@@ -26,7 +26,17 @@
 // Greedy output does not depend on how the blocks are split: every hop
 // runs the same float32 kernels on the same inputs as a single process.
 //
-// Plan is pure; Service owns no goroutines beyond those serving a stream
-// or a request, and it never touches libp2p: the node adapts its host to
-// the Transport interface.
+// A peer serving several versions of a model at once (a federated round
+// committed a new one) registers a Mux instead of one Service. It hands an
+// open frame to the Service of the model it names, a return frame to the
+// Service fronting that session, and a client request to the version it
+// names or else the newest added. An open frame for a model the peer does
+// not serve is refused with CodeRefused, as a Service refuses blocks it
+// does not hold, so the entry routes around the peer. A removed version
+// takes no new sessions or requests, but finishes the sessions it runs and
+// still receives the return streams of the requests it fronts.
+//
+// Plan is pure; Service and Mux own no goroutines beyond those serving a
+// stream or a request, and they never touch libp2p: the node adapts its
+// host to the Transport interface.
 package infer

@@ -166,7 +166,7 @@ func (s *Service) lookup(id string) *pending {
 func (s *Service) receive(c *conn, remote, id string) {
 	p := s.lookup(id)
 	if p == nil || p.lastHop != remote {
-		s.refuse(c, remote, fmt.Errorf("%w: no session %q expects results from this peer", ErrProtocol, id))
+		s.refuse(c, remote, errNoSession(id))
 		return
 	}
 	if err := c.write(frameAck, nil); err != nil {

@@ -2,7 +2,6 @@ package infer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,40 +18,19 @@ import (
 func (s *Service) HandleStream(rw io.ReadWriteCloser, remote string) {
 	defer rw.Close()
 	c := newConn(rw)
-	c.expect(s.cfg.StepTimeout)
-	typ, payload, err := c.read()
-	if errors.Is(err, ErrProtocol) {
-		s.refuse(c, remote, err)
-		return
-	}
-	if err != nil {
-		s.log.Debug("infer: stream ended before its first frame", "peer", remote, "err", err)
-		return
-	}
-	switch typ {
-	case frameOpen:
-		var m openMsg
-		if err := json.Unmarshal(payload, &m); err != nil {
-			s.refuse(c, remote, fmt.Errorf("%w: open frame: %v", ErrProtocol, err))
-			return
-		}
-		s.serve(c, remote, &m)
-	case frameReturn:
-		var m returnMsg
-		if err := json.Unmarshal(payload, &m); err != nil {
-			s.refuse(c, remote, fmt.Errorf("%w: return frame: %v", ErrProtocol, err))
-			return
-		}
-		s.receive(c, remote, m.Session)
+	open, ret, ok := s.gate().first(c, remote)
+	switch {
+	case !ok:
+	case open != nil:
+		s.serve(c, remote, open)
 	default:
-		s.refuse(c, remote, fmt.Errorf("%w: stream starts with frame type %d", ErrProtocol, typ))
+		s.receive(c, remote, ret.Session)
 	}
 }
 
 // refuse answers a stream with an error frame naming this peer.
 func (s *Service) refuse(c *conn, remote string, err error) {
-	s.log.Warn("infer: refused stream", "peer", remote, "err", err)
-	_ = c.writeError(err, s.cfg.Transport.Self())
+	s.gate().refuse(c, remote, err)
 }
 
 // hopLink is the link from one hop to the next: a stream to the next hop,
@@ -65,17 +43,13 @@ type hopLink struct {
 	local *pending
 }
 
-// serve runs one session of the chain on this peer.
+// serve runs one session of the chain on this peer; m has been validated
+// (gate.first).
 func (s *Service) serve(up *conn, remote string, m *openMsg) {
-	if err := m.validate(); err != nil {
-		s.refuse(up, remote, err)
-		return
-	}
 	sv := s.cur.Load()
 	if m.Model != s.cfg.ModelID || m.Lo < sv.lo || m.Hi > sv.hi {
-		s.refuse(up, remote, &HopError{Peer: s.cfg.Transport.Self(), Code: CodeRefused, Message: fmt.Sprintf(
-			"asked for blocks %d:%d of model %s; this peer serves blocks %d:%d of model %s",
-			m.Lo, m.Hi, m.Model, sv.lo, sv.hi, s.cfg.ModelID)})
+		s.refuse(up, remote, refuseModel(s.cfg.Transport.Self(), m,
+			fmt.Sprintf("blocks %d:%d of model %s", sv.lo, sv.hi, s.cfg.ModelID)))
 		return
 	}
 	if !s.admit() {

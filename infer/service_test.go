@@ -16,12 +16,12 @@ import (
 	"github.com/strata-mesh/strata/model"
 )
 
-// memNet connects Services through in-memory pipes. net.Pipe is
-// unbuffered, which is stricter than a libp2p stream: a protocol that
+// memNet connects Services (or Muxes) through in-memory pipes. net.Pipe
+// is unbuffered, which is stricter than a libp2p stream: a protocol that
 // relies on buffering deadlocks here.
 type memNet struct {
 	mu    sync.Mutex
-	svcs  map[string]*Service
+	svcs  map[string]handler
 	conns map[string][]io.Closer // streams into each peer, for kill
 }
 
@@ -35,6 +35,17 @@ func (n *memNet) kill(peer string) {
 		c.Close()
 	}
 }
+
+// handler is what a peer registers for the two protocols.
+type handler interface {
+	HandleStream(rw io.ReadWriteCloser, remote string)
+	HandleClient(rw io.ReadWriteCloser, remote string)
+}
+
+var (
+	_ handler = (*Service)(nil)
+	_ handler = (*Mux)(nil)
+)
 
 type memTransport struct {
 	net *memNet
@@ -86,7 +97,7 @@ func duplex() (end, end) {
 // mesh builds one Service per span, all knowing each other.
 func (n *memNet) mesh(t *testing.T, m *model.Model, tok *model.Tokenizer, spans [][2]int) []*Service {
 	t.Helper()
-	n.svcs = map[string]*Service{}
+	n.svcs = map[string]handler{}
 	var servers []Server
 	for i, sp := range spans {
 		servers = append(servers, Server{Peer: fmt.Sprintf("peer%d", i), Lo: sp[0], Hi: sp[1]})
@@ -108,7 +119,7 @@ func (n *memNet) mesh(t *testing.T, m *model.Model, tok *model.Tokenizer, spans 
 	return out
 }
 
-func synth(t *testing.T) (*model.Model, *model.Tokenizer) {
+func synth(t testing.TB) (*model.Model, *model.Tokenizer) {
 	t.Helper()
 	cfg := model.Config{Dim: 64, HiddenDim: 96, NLayers: 6, NHeads: 8, NKVHeads: 4, VocabSize: 300, SeqLen: 64,
 		SharedClassifier: true, NormEps: 1e-5, RopeTheta: 10000}

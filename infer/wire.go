@@ -40,6 +40,7 @@ const (
 	maxActs    = 256 << 20 // activation frames
 	maxHops    = 1024      // hops in one chain
 	maxAddrs   = 32        // addresses per hop
+	maxModel   = 256       // bytes of a model id (a CID is well under)
 )
 
 // ErrProtocol is returned (wrapped) when a peer sends something that
@@ -65,6 +66,8 @@ func (m *openMsg) validate() error {
 		return fmt.Errorf("%w: block span %d:%d", ErrProtocol, m.Lo, m.Hi)
 	case len(m.Next) > maxHops:
 		return fmt.Errorf("%w: chain of %d hops", ErrProtocol, len(m.Next))
+	case len(m.Model) > maxModel:
+		return fmt.Errorf("%w: model id of %d bytes", ErrProtocol, len(m.Model))
 	case m.Entry.Peer == "":
 		return fmt.Errorf("%w: no entry peer", ErrProtocol)
 	}
