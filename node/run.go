@@ -438,6 +438,10 @@ func (r *runner) onAnnounce(ctx context.Context, from string, a announcement) {
 		if err != nil {
 			r.log.Warn("node: fetching update", "peer", from, "round", round, "err", err)
 			ct = nil
+		} else if _, rejected := train.Validate(train.Tensors(base.m), uint64(round), base.id, []train.Contribution{*ct},
+			train.Limits{}); len(rejected) > 0 {
+			r.log.Warn("node: rejected update", "round", round, "peer", from, "err", rejected[0])
+			ct = nil
 		}
 		var ev runEvent
 		if ct != nil {
@@ -502,9 +506,16 @@ func (r *runner) maybeAggregate(ctx context.Context) {
 		r.pending = nil
 		return
 	}
+	// Wait for everyone, or half a view for a quorum's worth of updates;
+	// a later view (its proposer took over from a silent one) takes what
+	// there is.
 	_, view, _ := r.spec.ticks()
 	wait := time.Duration(view) * roundTick / 2
-	if len(r.contribs) == 0 || (len(r.contribs) < len(r.spec.Roster) && time.Since(r.roundAt) < wait) {
+	enough := consensus.Quorum(len(r.spec.Roster))
+	if p.View > 0 {
+		enough = 1
+	}
+	if len(r.contribs) < len(r.spec.Roster) && (time.Since(r.roundAt) < wait || len(r.contribs) < enough) {
 		return
 	}
 	r.pending = nil
@@ -667,7 +678,7 @@ func (r *runner) onCommit(ctx context.Context, c consensus.Certificate) {
 			return
 		}
 		rec := r.recordOf(c, b)
-		r.addHistory(rec)
+		r.addHistory(ctx, rec)
 		r.n.onVersion(ctx, b)
 		r.send(ctx, runEvent{base: b})
 	}()

@@ -1,13 +1,17 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +30,7 @@ type runMesh struct {
 	data  []string
 	spec  RunSpec
 	nodes []*Node
+	log   *slog.Logger // every node's logger, if set
 }
 
 // newRunMesh prepares n repos holding the same fresh genesis model, their
@@ -80,6 +85,9 @@ func (rm *runMesh) start(i int, tamper func(*train.Delta, []byte) []byte) *Node 
 	cfg := Config{Repo: rm.repos[i], Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdvertEvery: 500 * time.Millisecond,
 		Run:    &RunConfig{Spec: rm.spec, Data: []string{rm.data[i]}, Seed: uint64(i), tamper: tamper},
 		Logger: testLogger(rm.t, fmt.Sprintf("n%d", i))}
+	if rm.log != nil {
+		cfg.Logger = rm.log.With("node", i)
+	}
 	if i > 0 && rm.nodes[0] != nil {
 		cfg.Bootstrap = []string{rm.nodes[0].Addrs()[0]}
 	}
@@ -157,4 +165,170 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// TestRunRestart stops one participant after the first round and restarts
+// it later from its repo: the run goes on without it, and the restarted
+// node catches up to the latest commit and contributes again.
+func TestRunRestart(t *testing.T) {
+	rm := newRunMesh(t, 4, func(s *RunSpec) { s.Rounds, s.RoundSeconds = 6, 9 })
+	for i := range 4 {
+		rm.start(i, nil)
+	}
+	rm.waitRounds(1, 2*time.Minute)
+	rm.nodes[3].Close()
+	rm.nodes[3] = nil
+	rm.waitRounds(3, 2*time.Minute)
+	n3 := rm.start(3, nil)
+	rm.waitRounds(6, 3*time.Minute)
+	hist := rm.nodes[0].RunHistory()
+	var back bool
+	for _, r := range hist {
+		t.Logf("round %d: skipped %v, peers %d", r.Round, r.Skipped, len(r.Peers))
+		if r.Round > 3 && slices.Contains(r.Peers, n3.ID()) {
+			back = true
+		}
+	}
+	if !back {
+		t.Errorf("the restarted node contributed to no round after it came back")
+	}
+	got := n3.RunHistory()
+	for _, r := range got {
+		t.Logf("restarted node: round %d: skipped %v, peers %d", r.Round, r.Skipped, len(r.Peers))
+	}
+	if len(got) != len(hist) {
+		t.Fatalf("restarted node knows %d rounds, node 0 knows %d", len(got), len(hist))
+	}
+	for i := range got {
+		if got[i].Round != hist[i].Round || got[i].Model != hist[i].Model || got[i].Skipped != hist[i].Skipped ||
+			!slices.Equal(got[i].Peers, hist[i].Peers) {
+			t.Errorf("round %d: restarted node has %s, node 0 %s", hist[i].Round, got[i].Model, hist[i].Model)
+		}
+	}
+}
+
+// TestRunByzantine runs a participant that sends its update scaled by 100
+// and one that sends NaNs: both are rejected with the sender named, and
+// the committed model's held-out loss stays within 10% of an honest run.
+func TestRunByzantine(t *testing.T) {
+	eval := func(n *Node) float64 {
+		t.Helper()
+		h := n.RunHistory()
+		c, _ := shards.ParseCID(h[len(h)-1].Model)
+		m, _, _, err := shards.Load(n.store, c, 0, 2, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		corpus, err := train.NewCorpus([][]byte{[]byte(strings.Repeat(trainText, 2))}, train.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, _, err := train.Evaluate(m, corpus, 32, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loss
+	}
+	honest := newRunMesh(t, 4, nil)
+	for i := range 4 {
+		honest.start(i, nil)
+	}
+	honest.waitRounds(3, 2*time.Minute)
+	want := eval(honest.nodes[0])
+
+	logs := &lockedBuffer{}
+	bad := newRunMesh(t, 4, nil)
+	bad.log = slog.New(slog.NewTextHandler(logs, nil))
+	bad.start(0, nil)
+	bad.start(1, nil)
+	bad.start(2, func(d *train.Delta, _ []byte) []byte { return scaledUpdate(t, d, 100) })
+	cfgNaN := func(d *train.Delta, _ []byte) []byte { return nanUpdate(t, d) }
+	bad.start(3, cfgNaN)
+	bad.waitRounds(3, 2*time.Minute)
+	got := eval(bad.nodes[0])
+	t.Logf("held-out loss: honest run %.4f, with a ×100 and a NaN participant %.4f", want, got)
+	if got > want*1.1 {
+		t.Errorf("held-out loss %.4f is more than 10%% above the honest run's %.4f", got, want)
+	}
+	for _, id := range []string{bad.ids[2], bad.ids[3]} {
+		if !logs.has("rejected update", id) {
+			t.Logf("node 0 log:\n%s", logs.String())
+			t.Errorf("no rejection naming %s logged", id)
+		}
+	}
+}
+
+func scaledUpdate(t *testing.T, d *train.Delta, k float32) []byte {
+	x := *d
+	x.Codec = train.FP16
+	x.Tensors = slices.Clone(d.Tensors)
+	for i, ts := range x.Tensors {
+		v := slices.Clone(ts.Data)
+		for j := range v {
+			v[j] *= k
+		}
+		x.Tensors[i].Data = v
+	}
+	enc, err := train.EncodeDelta(&x)
+	if err != nil {
+		t.Error(err)
+	}
+	return enc
+}
+
+// nanUpdate encodes d in float32 with its first value replaced by NaN,
+// which EncodeDelta itself refuses to write.
+func nanUpdate(t *testing.T, d *train.Delta) []byte {
+	x := *d
+	x.Codec = train.FP32
+	x.Tensors = slices.Clone(d.Tensors)
+	v := slices.Clone(x.Tensors[0].Data)
+	const marker = float32(1234.5)
+	v[0] = marker
+	x.Tensors[0].Data = v
+	enc, err := train.EncodeDelta(&x)
+	if err != nil {
+		t.Error(err)
+	}
+	var m, nan [4]byte
+	binary.LittleEndian.PutUint32(m[:], math.Float32bits(marker))
+	binary.LittleEndian.PutUint32(nan[:], 0x7fc00000)
+	i := bytes.Index(enc, m[:])
+	if i < 0 {
+		t.Fatal("marker not found in the encoding")
+	}
+	copy(enc[i:], nan[:])
+	return enc
+}
+
+// lockedBuffer collects log text from many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// has reports whether one line holds all of subs.
+func (b *lockedBuffer) has(subs ...string) bool {
+	for _, line := range strings.Split(b.String(), "\n") {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

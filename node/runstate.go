@@ -108,7 +108,7 @@ func (r *runner) loadHistory() error {
 				b2 = &baseState{id: c.Result, man: man}
 			}
 		}
-		r.addHistory(r.recordOf(c, b2))
+		r.addHistory(context.Background(), r.recordOf(c, b2))
 	}
 	return nil
 }
@@ -136,40 +136,82 @@ func (r *runner) recordOf(c consensus.Certificate, b *baseState) RoundRecord {
 	return rec
 }
 
-// addHistory records rec, and for a jump (a certificate for a later round
-// than the next expected) fills the gap from the manifest chain.
-func (r *runner) addHistory(rec RoundRecord) {
+// addHistory records rec. After a jump (a certificate for a later round
+// than the next expected) it fills the gap from the manifest chain,
+// fetching manifests the repo lacks: a round number missing from the
+// chain was skipped, since each round has one certificate and the next
+// round starts from its result.
+func (r *runner) addHistory(ctx context.Context, rec RoundRecord) {
 	r.hmu.Lock()
-	defer r.hmu.Unlock()
-	if n := len(r.history); n > 0 && r.history[n-1].Round >= rec.Round {
+	var last uint64
+	if n := len(r.history); n > 0 {
+		last = r.history[n-1].Round
+	}
+	r.hmu.Unlock()
+	if rec.Round <= last {
 		return
 	}
 	var gap []RoundRecord
-	for id, want := rec.Base, rec.Round-1; want > 0; want-- {
-		if n := len(r.history); n > 0 && r.history[n-1].Round >= want {
+	id := rec.Base
+	for want := rec.Round - 1; want > last; want-- {
+		man, err := r.manifestOrFetch(ctx, id)
+		if err != nil || man.Round == nil || man.Round.Run != r.id || man.Round.Round > want {
+			if err != nil {
+				r.log.Warn("node: filling the run's history", "round", want, "err", err)
+			}
+			if id == r.spec.Genesis {
+				for ; want > last; want-- {
+					gap = append(gap, RoundRecord{Round: want, Skipped: true, Model: id, Base: id})
+				}
+			}
 			break
 		}
-		man, err := r.manifest(id)
-		if err != nil || man.Round == nil || man.Round.Run != r.id {
-			break
+		if man.Round.Round < want {
+			gap = append(gap, RoundRecord{Round: want, Skipped: true, Model: id, Base: id})
+			continue
 		}
-		if man.Round.Round != want {
-			continue // a skipped round: nothing in the chain
-		}
-		g := r.recordOf(consensus.Certificate{Round: consensus.Round(want), Base: man.Parent.String(), Result: id},
-			&baseState{man: man})
-		gap = append(gap, g)
+		gap = append(gap, r.recordOf(consensus.Certificate{Round: consensus.Round(want), Base: man.Parent.String(), Result: id},
+			&baseState{man: man}))
 		id = man.Parent.String()
 	}
 	slices.Reverse(gap)
+	r.hmu.Lock()
 	r.history = append(r.history, gap...)
 	r.history = append(r.history, rec)
+	r.hmu.Unlock()
 	if r.cfg.OnCommit != nil {
 		for _, g := range gap {
 			r.cfg.OnCommit(g)
 		}
 		r.cfg.OnCommit(rec)
 	}
+}
+
+// manifestOrFetch loads manifest id, fetching it from the roster if the
+// repo lacks it.
+func (r *runner) manifestOrFetch(ctx context.Context, id string) (*shards.Manifest, error) {
+	c, err := shards.ParseCID(id)
+	if err != nil {
+		return nil, err
+	}
+	if !r.n.store.Has(c) {
+		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		defer cancel()
+		if _, err := r.n.fetcher.FetchManifest(fctx, c, r.rosterProviders()); err != nil {
+			return nil, err
+		}
+	}
+	return shards.LoadManifest(r.n.store, c)
+}
+
+func (r *runner) rosterProviders() []shards.Provider {
+	var provs []shards.Provider
+	for _, p := range r.spec.Roster {
+		if p != r.n.ID() {
+			provs = append(provs, shards.Provider{Peer: p})
+		}
+	}
+	return provs
 }
 
 // History returns the rounds this node knows were certified, in order.
@@ -187,12 +229,7 @@ func (r *runner) loadBase(ctx context.Context, round consensus.Round, id string)
 		return nil, err
 	}
 	n := r.n
-	var provs []shards.Provider
-	for _, p := range r.spec.Roster {
-		if p != n.ID() {
-			provs = append(provs, shards.Provider{Peer: p})
-		}
-	}
+	provs := r.rosterProviders()
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	if !n.store.Has(c) {
