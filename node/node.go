@@ -183,6 +183,7 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 	}
 	n.rng = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), seedOf(n.mesh.ID().String())))
 	n.mesh.Handle(shards.ContentProtocol, store.ServeContent)
+	n.mesh.Handle(RoundsProtocol, n.serveRounds)
 	n.fetcher = &shards.Fetcher{Store: store, Opener: n.mesh, Logger: log}
 	n.gossip, err = gossip.New(ctx, n.mesh.Host(), gossip.Config{Logger: log, TTL: cfg.PeerTTL})
 	if err != nil {

@@ -28,6 +28,7 @@ type cli struct {
 	Unpin    unpinCmd    `cmd:"" help:"Unpin objects."`
 	GC       gcCmd       `cmd:"" name:"gc" help:"Remove objects that are neither pinned nor part of a pinned model."`
 	Train    trainCmd    `cmd:"" help:"Train a model on local text files and save the result as a new model version."`
+	Rounds   roundsCmd   `cmd:"" help:"Print a federated training run's committed history, asked of any participant."`
 	Bench    benchCmd    `cmd:"" help:"Measure tokens/s in one process and across local nodes, and the latency per hop."`
 	Status   statusCmd   `cmd:"" help:"Show a running node's status: itself, its peer table, coverage, route and bans."`
 }

@@ -18,19 +18,33 @@ type nodeCmd struct {
 	Blocks    string   `help:"Block span to serve: LO:HI (half-open), or auto to serve where the mesh needs it (default: all blocks)."`
 	MaxBlocks int      `name:"max-blocks" help:"With --blocks auto, the most blocks to hold (default: what half the free memory fits)."`
 	HTTP      string   `name:"http" help:"Serve the HTTP API (OpenAI-compatible /v1, /api/status) on HOST:PORT."`
+
+	runFlags `embed:"" prefix:""`
 }
 
 func (c *nodeCmd) Run(e *env) error {
-	n, err := node.Start(e.ctx, node.Config{
+	cfg := node.Config{
 		Repo: c.Repo, Listen: c.Listen, Bootstrap: c.Bootstrap, MDNS: !c.NoMDNS,
 		Model: c.Model, Blocks: c.Blocks, MaxBlocks: c.MaxBlocks, HTTP: c.HTTP, Logger: e.log, Progress: progressFunc(),
-	})
+	}
+	if c.Train != "" {
+		run, err := c.runFlags.config(c.Repo, c.Model)
+		if err != nil {
+			return err
+		}
+		cfg.Run, cfg.Model = run, run.Spec.Genesis
+		run.OnCommit = printRound
+	}
+	n, err := node.Start(e.ctx, cfg)
 	if err != nil {
 		return err
 	}
 	lo, hi := n.Blocks()
 	fmt.Fprintf(os.Stderr, "strata node %s\n  model  %s\n  blocks %d:%d\n  listen %s\n", n.ID(), orNone(n.Model()), lo, hi,
 		strings.Join(n.Addrs(), "\n         "))
+	if id := n.RunID(); id != "" {
+		fmt.Fprintf(os.Stderr, "  run    %s\n", id)
+	}
 	<-e.ctx.Done()
 	e.log.Info("shutting down")
 	return n.Close()

@@ -1,0 +1,101 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/strata-mesh/strata/mesh"
+)
+
+// RoundsProtocol answers with the node's training run and its certified
+// history (RunInfo as JSON), then closes the stream.
+const RoundsProtocol = "/strata/rounds/1"
+
+// maxRoundsReply bounds a RoundsProtocol answer.
+const maxRoundsReply = 32 << 20
+
+// RunInfo describes a node's training run.
+type RunInfo struct {
+	ID      string        `json:"id"`
+	Spec    RunSpec       `json:"spec"`
+	Round   uint64        `json:"round"` // the round in progress
+	History []RoundRecord `json:"history"`
+}
+
+// RunInfo returns the node's run and its history, or false if the node is
+// in no run.
+func (n *Node) RunInfo() (RunInfo, bool) {
+	r := n.run
+	if r == nil {
+		return RunInfo{}, false
+	}
+	h := r.History()
+	info := RunInfo{ID: r.id, Spec: r.spec, History: h, Round: 1}
+	if len(h) > 0 {
+		info.Round = h[len(h)-1].Round + 1
+	}
+	return info, true
+}
+
+func (n *Node) serveRounds(rw io.ReadWriteCloser, remote string) {
+	defer rw.Close()
+	info, ok := n.RunInfo()
+	var reply any = info
+	if !ok {
+		reply = map[string]string{"error": "this node takes part in no training run"}
+	}
+	if err := json.NewEncoder(rw).Encode(reply); err != nil {
+		n.log.Debug("node: answering a rounds query", "peer", remote, "err", err)
+	}
+}
+
+// QueryRounds asks the node at addr (a full multiaddr ending in /p2p/ID)
+// for its training run and history.
+func QueryRounds(ctx context.Context, addr string, log *slog.Logger) (RunInfo, error) {
+	var info RunInfo
+	pi, err := mesh.ParseAddr(addr)
+	if err != nil {
+		return info, err
+	}
+	key, err := mesh.NewEphemeralKey()
+	if err != nil {
+		return info, err
+	}
+	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log, NoDHT: true})
+	if err != nil {
+		return info, err
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := m.Connect(ctx, addr); err != nil {
+		return info, fmt.Errorf("node: cannot reach %s: %w", addr, err)
+	}
+	rw, err := m.Open(ctx, pi.ID.String(), nil, RoundsProtocol)
+	if err != nil {
+		return info, fmt.Errorf("node: %s does not answer rounds queries: %w", pi.ID, err)
+	}
+	defer rw.Close()
+	data, err := io.ReadAll(io.LimitReader(rw, maxRoundsReply+1))
+	if err != nil {
+		return info, fmt.Errorf("node: reading the rounds of %s: %w", pi.ID, err)
+	}
+	if len(data) > maxRoundsReply {
+		return info, fmt.Errorf("node: %s sent more than %d bytes of rounds", pi.ID, maxRoundsReply)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		return info, errors.New("node: " + pi.ID.String() + ": " + e.Error)
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return info, fmt.Errorf("node: the rounds of %s do not parse: %w", pi.ID, err)
+	}
+	return info, nil
+}
