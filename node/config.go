@@ -54,7 +54,11 @@ type Config struct {
 	Progress func(what string, done, total int64)
 	// Run, if set, makes the node a participant of a federated training
 	// run; Model must then be the run's genesis (or empty).
-	Run    *RunConfig
+	Run *RunConfig
+	// Follow, if set, is the id of a training run whose newest certified
+	// version the node serves, switching as rounds commit (instead of
+	// Model).
+	Follow string
 	Logger *slog.Logger
 }
 
@@ -66,8 +70,8 @@ func (c *Config) Validate() error {
 	if len(c.Listen) == 0 {
 		return errors.New("node: no listen address given")
 	}
-	if c.Blocks != "" && c.Model == "" {
-		return errors.New("node: --blocks needs --model")
+	if c.Blocks != "" && c.Model == "" && c.Follow == "" {
+		return errors.New("node: --blocks needs --model or --follow")
 	}
 	if c.Blocks != "" && c.Blocks != "auto" {
 		if _, _, err := ParseBlocks(c.Blocks, 1<<20); err != nil {
@@ -81,6 +85,9 @@ func (c *Config) Validate() error {
 		if c.Model != "" && c.Model != c.Run.Spec.Genesis {
 			return fmt.Errorf("node: --model %s is not the run's genesis %s", c.Model, c.Run.Spec.Genesis)
 		}
+	}
+	if c.Follow != "" && (c.Run != nil || c.Model != "") {
+		return errors.New("node: --follow picks the model itself; it goes with neither --model nor --train")
 	}
 	if c.MaxBlocks < 0 {
 		return fmt.Errorf("node: negative --max-blocks %d", c.MaxBlocks)

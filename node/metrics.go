@@ -145,8 +145,8 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBanned, float64(banned))
 	gauge(descBlockLo, float64(span.Lo))
 	gauge(descBlockHi, float64(span.Hi))
-	if n.man != nil {
-		gauge(descLayers, float64(n.man.Config.NLayers))
+	if n.ver().man != nil {
+		gauge(descLayers, float64(n.ver().man.Config.NLayers))
 	}
 	if n.fetcher != nil {
 		counter(descFetched, float64(n.fetcher.BytesFetched()))

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/strata-mesh/strata/consensus"
 	"github.com/strata-mesh/strata/gossip"
 	"github.com/strata-mesh/strata/infer"
 	"github.com/strata-mesh/strata/mesh"
@@ -37,11 +39,8 @@ type Node struct {
 	fetcher *shards.Fetcher
 	rng     *rand.Rand // placement jitter; used by the placement goroutine only
 
-	// Set once the model is resolved, then read-only.
-	modelID string
-	man     *shards.Manifest
-	head    *model.Model // config, head and no blocks
-	tok     *model.Tokenizer
+	// The version served; replaced as a training run commits new ones.
+	v atomic.Pointer[version]
 
 	mu       sync.Mutex
 	infer    *infer.Service // nil until blocks are served
@@ -51,6 +50,10 @@ type Node struct {
 
 	run *runner // nil unless the node takes part in a training run
 
+	mux    *infer.Mux     // the versions served, by model id
+	prev   *infer.Service // the version served before infer, until retired
+	spanMu sync.Mutex     // serialises loading spans and versions
+
 	started time.Time
 	http    *httpServer // nil without Config.HTTP
 	metrics *metrics
@@ -58,6 +61,24 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+}
+
+// version is one version of the served model. A version never changes;
+// following a training run replaces the node's version by another with
+// the same config.
+type version struct {
+	id   string
+	man  *shards.Manifest
+	head *model.Model // config, head and no blocks
+	tok  *model.Tokenizer
+}
+
+// ver returns the served version; a zero version if there is none yet.
+func (n *Node) ver() *version {
+	if v := n.v.Load(); v != nil {
+		return v
+	}
+	return &version{}
 }
 
 // Start opens the repo, joins the mesh, resolves the model (fetching its
@@ -72,11 +93,23 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	var followSpec RunSpec
+	var followFrom *consensus.Certificate
+	if cfg.Follow != "" {
+		if followSpec, followFrom, err = n.findRun(ctx, cfg.Follow); err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.cfg.Model = followSpec.Genesis
+		if followFrom != nil {
+			n.cfg.Model = followFrom.Next()
+		}
+	}
 	if err := n.resolve(ctx); err != nil {
 		n.Close()
 		return nil, err
 	}
-	if n.man != nil {
+	if n.ver().man != nil {
 		if err := n.initialSpan(ctx); err != nil {
 			n.Close()
 			return nil, err
@@ -86,6 +119,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			go n.replace(ctx)
 		}
 		n.announce(ctx)
+	}
+	if cfg.Follow != "" {
+		if err := n.follow(ctx, followSpec, cfg.Follow, followFrom); err != nil {
+			n.Close()
+			return nil, err
+		}
 	}
 	if cfg.Run != nil {
 		if n.run, err = n.startRun(ctx, *cfg.Run); err != nil {
@@ -101,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.publish(ctx)
 	lo, hi := n.Blocks()
-	n.log.Info("node: started", "peer", n.mesh.ID(), "model", n.modelID, "blocks", fmt.Sprintf("%d:%d", lo, hi),
+	n.log.Info("node: started", "peer", n.mesh.ID(), "model", n.ver().id, "blocks", fmt.Sprintf("%d:%d", lo, hi),
 		"gflops", fmt.Sprintf("%.2f", n.capacity.GFLOPS), "addrs", n.Addrs())
 	return n, nil
 }
@@ -134,7 +173,7 @@ func Fetch(ctx context.Context, cfg Config) (res FetchResult, err error) {
 	if err := n.resolve(ctx); err != nil {
 		return res, err
 	}
-	lo, hi := 0, n.man.Config.NLayers
+	lo, hi := 0, n.ver().man.Config.NLayers
 	if cfg.Blocks != "" {
 		if lo, hi, err = ParseBlocks(cfg.Blocks, hi); err != nil {
 			return res, err
@@ -143,7 +182,7 @@ func Fetch(ctx context.Context, cfg Config) (res FetchResult, err error) {
 	if err := n.fetchSpan(ctx, infer.Span{Lo: lo, Hi: hi}); err != nil {
 		return res, err
 	}
-	res.Manifest = n.man
+	res.Manifest = n.ver().man
 	return res, nil
 }
 
@@ -157,6 +196,7 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 	log := cfg.Logger
 	n := &Node{cfg: cfg, log: log, started: time.Now()}
 	n.metrics = newMetrics(n)
+	n.mux = infer.NewMux(log)
 
 	store, err := shards.Open(cfg.Repo, shards.WithLogger(log))
 	if err != nil {
@@ -215,42 +255,51 @@ func (n *Node) resolve(ctx context.Context) error {
 			return fmt.Errorf("node: repo holds %d models; choose one with --model", len(ids))
 		}
 	}
+	v, err := n.resolveVersion(ctx, id)
+	if err != nil {
+		return err
+	}
+	n.v.Store(v)
+	return nil
+}
+
+// resolveVersion makes sure the repo holds the manifest, head and
+// tokenizer of model id (fetching them from peers if not), pins them and
+// loads the head.
+func (n *Node) resolveVersion(ctx context.Context, id string) (*version, error) {
 	c, err := shards.ParseCID(id)
 	if err != nil {
-		return fmt.Errorf("node: model id %q is not a CID: %w", id, err)
+		return nil, fmt.Errorf("node: model id %q is not a CID: %w", id, err)
 	}
-	n.modelID = c.String()
 	if !n.store.Has(c) {
 		if _, err := n.fetch(ctx, "manifest", c, func(provs []shards.Provider) error {
 			_, err := n.fetcher.FetchManifest(ctx, c, provs)
 			return err
 		}, -1); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	man, err := shards.LoadManifest(n.store, c)
 	if err != nil {
-		return fmt.Errorf("node: model %s: %w", id, err)
+		return nil, fmt.Errorf("node: model %s: %w", id, err)
 	}
-	n.man = man
 	if !n.store.Has(man.Head.CID) {
 		if _, err := n.fetch(ctx, "head", man.Head.CID, func(provs []shards.Provider) error {
 			return n.fetcher.FetchRef(ctx, man, man.Head, provs, n.progress("head", man.Head.Size))
 		}, -1); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	head, tok, _, err := shards.Load(n.store, c, 0, 0, true)
 	if err != nil {
-		return fmt.Errorf("node: model %s: %w", id, err)
+		return nil, fmt.Errorf("node: model %s: %w", id, err)
 	}
-	n.head, n.tok = head, tok
 	for _, o := range []cid.Cid{c, man.Head.CID} {
 		if err := n.store.Pin(o); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return &version{id: c.String(), man: man, head: head, tok: tok}, nil
 }
 
 // Bounds on fetching one object.
@@ -273,16 +322,16 @@ func (n *Node) fetch(ctx context.Context, what string, c cid.Cid, get func([]sha
 				return provs, nil
 			}
 			if attempt++; attempt == fetchAttempts {
-				return nil, fmt.Errorf("node: fetching %s %s of model %s failed %d times: %w", what, c, n.modelID, attempt, last)
+				return nil, fmt.Errorf("node: fetching %s %s of model %s failed %d times: %w", what, c, n.ver().id, attempt, last)
 			}
 			n.log.Warn("node: fetch failed; retrying", "object", what, "cid", c, "err", last)
 		case time.Now().After(findBy):
 			return nil, fmt.Errorf("node: no peer provides %s %s of model %s (searched peer adverts and the DHT for %s); is a node serving it?",
-				what, c, n.modelID, n.cfg.FindTimeout)
+				what, c, n.ver().id, n.cfg.FindTimeout)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("node: fetching %s %s of model %s: %w", what, c, n.modelID, ctx.Err())
+			return nil, fmt.Errorf("node: fetching %s %s of model %s: %w", what, c, n.ver().id, ctx.Err())
 		case <-time.After(fetchRetry):
 		}
 	}
@@ -295,7 +344,7 @@ func (n *Node) providers(ctx context.Context, c cid.Cid, b int) []shards.Provide
 	self := n.mesh.ID().String()
 	seen := map[string]bool{self: true}
 	var out []shards.Provider
-	for _, a := range n.gossip.Table().Servers(n.modelID) {
+	for _, a := range n.gossip.Table().Servers(n.ver().id) {
 		id := a.Peer.String()
 		if seen[id] || a.Loading || (b >= 0 && (b < a.Lo || b >= a.Hi)) {
 			continue
@@ -333,9 +382,16 @@ func (n *Node) progress(what string, size int64) func(done, total int64) {
 	}
 }
 
-// fetchSpan fetches the blocks of sp the repo lacks and pins them.
+// fetchSpan fetches the blocks of sp of the served version that the repo
+// lacks, and pins them.
 func (n *Node) fetchSpan(ctx context.Context, sp infer.Span) error {
-	man := n.man
+	return n.fetchVersionSpan(ctx, n.ver(), sp)
+}
+
+// fetchVersionSpan fetches, one block at a time, the blocks of sp of
+// version v that the repo lacks, and pins them.
+func (n *Node) fetchVersionSpan(ctx context.Context, v *version, sp infer.Span) error {
+	man := v.man
 	for b := sp.Lo; b < sp.Hi; b++ {
 		ref := man.Blocks[b]
 		if n.store.Has(ref.CID) {
@@ -359,37 +415,57 @@ func (n *Node) fetchSpan(ctx context.Context, sp infer.Span) error {
 // loadSpan fetches the blocks of sp the repo lacks, loads them and serves
 // them.
 func (n *Node) loadSpan(ctx context.Context, sp infer.Span) error {
-	if err := n.fetchSpan(ctx, sp); err != nil {
+	return n.loadVersion(ctx, n.ver(), sp)
+}
+
+// loadVersion serves blocks sp of version v: it fetches the blocks the
+// repo lacks, loads them and then switches at once. When v is a new
+// version, its service joins the mux beside the old one, which finishes
+// its sessions and is retired later (retire).
+func (n *Node) loadVersion(ctx context.Context, v *version, sp infer.Span) error {
+	n.spanMu.Lock()
+	defer n.spanMu.Unlock()
+	if err := n.fetchVersionSpan(ctx, v, sp); err != nil {
 		return err
 	}
-	man := n.man
-	c, _ := shards.ParseCID(n.modelID)
+	man := v.man
+	c, _ := shards.ParseCID(v.id)
 	loaded, _, _, err := shards.Load(n.store, c, sp.Lo, sp.Hi, false)
 	if err != nil {
-		return fmt.Errorf("node: loading blocks %d:%d of model %s: %w", sp.Lo, sp.Hi, n.modelID, err)
+		return fmt.Errorf("node: loading blocks %d:%d of model %s: %w", sp.Lo, sp.Hi, v.id, err)
 	}
-	m := &model.Model{Config: man.Config, Head: n.head.Head, Blocks: loaded.Blocks}
+	m := &model.Model{Config: man.Config, Head: v.head.Head, Blocks: loaded.Blocks}
 	capacity := Measure(m, sp.Lo, sp.Hi)
 
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.infer == nil {
+	if n.infer != nil && n.infer.ModelID() == v.id {
+		if err := n.infer.SetServing(m, sp.Lo, sp.Hi); err != nil {
+			return err
+		}
+	} else {
 		svc, err := infer.New(infer.Config{
-			ModelID: n.modelID, Model: m, Tokenizer: n.tok, Lo: sp.Lo, Hi: sp.Hi,
+			ModelID: v.id, Model: m, Tokenizer: v.tok, Lo: sp.Lo, Hi: sp.Hi,
 			Transport: transport{n.mesh}, Servers: n.servers, StepTimeout: n.cfg.StepTimeout, Logger: n.log,
 			NoBatch: n.cfg.NoBatch, ForceBatch: n.cfg.ForceBatch, MaxRequests: n.cfg.MaxRequests, Observe: n.metrics.observe,
 		})
 		if err != nil {
 			return err
 		}
+		if old := n.infer; old != nil {
+			n.prev = old
+			n.wg.Add(1)
+			go n.retire(ctx, old)
+		} else {
+			n.mesh.Handle(infer.ProtocolID, n.mux.HandleStream)
+			n.mesh.Handle(infer.GenerateProtocolID, n.mux.HandleClient)
+		}
+		n.mux.Add(svc)
 		n.infer = svc
-		n.mesh.Handle(infer.ProtocolID, svc.HandleStream)
-		n.mesh.Handle(infer.GenerateProtocolID, svc.HandleClient)
-	} else if err := n.infer.SetServing(m, sp.Lo, sp.Hi); err != nil {
-		return err
 	}
+	n.v.Store(v)
 	n.span, n.loading, n.capacity = sp, infer.Span{}, capacity
-	n.log.Info("node: serving", "model", n.modelID, "blocks", fmt.Sprintf("%d:%d", sp.Lo, sp.Hi))
+	n.log.Info("node: serving", "model", v.id, "blocks", fmt.Sprintf("%d:%d", sp.Lo, sp.Hi))
 	return nil
 }
 
@@ -462,10 +538,10 @@ func (n *Node) advert() gossip.Advert {
 	}
 	switch {
 	case n.span.Hi > n.span.Lo:
-		a.Model, a.Lo, a.Hi = n.modelID, n.span.Lo, n.span.Hi
+		a.Model, a.Lo, a.Hi = n.ver().id, n.span.Lo, n.span.Hi
 		a.Load = float64(n.infer.Sessions()) / 64
 	case n.loading.Hi > n.loading.Lo:
-		a.Model, a.Lo, a.Hi, a.Loading = n.modelID, n.loading.Lo, n.loading.Hi, true
+		a.Model, a.Lo, a.Hi, a.Loading = n.ver().id, n.loading.Lo, n.loading.Hi, true
 	}
 	return a
 }
@@ -495,7 +571,7 @@ func (n *Node) ID() string { return n.mesh.ID().String() }
 func (n *Node) Addrs() []string { return n.mesh.AddrStrings() }
 
 // Model is the CID of the served model, or "".
-func (n *Node) Model() string { return n.modelID }
+func (n *Node) Model() string { return n.ver().id }
 
 // Blocks is the served block span.
 func (n *Node) Blocks() (lo, hi int) {
@@ -510,10 +586,10 @@ func (n *Node) Peers() int { return n.gossip.Table().Len() }
 // Covered reports whether the peer table shows servers for every block of
 // the node's model.
 func (n *Node) Covered() bool {
-	if n.man == nil {
+	if n.ver().man == nil {
 		return false
 	}
-	return len(infer.Missing(n.servers(n.modelID), n.man.Config.NLayers)) == 0
+	return len(infer.Missing(n.servers(n.ver().id), n.ver().man.Config.NLayers)) == 0
 }
 
 // Generate runs a request with this node as the entry.
@@ -524,7 +600,19 @@ func (n *Node) Generate(ctx context.Context, req infer.Request, emit func(infer.
 	if svc == nil {
 		return infer.Stats{}, errors.New("node: this node serves no model")
 	}
-	return svc.Generate(ctx, req, emit)
+	st, err := svc.Generate(ctx, req, emit)
+	if errors.Is(err, infer.ErrNoRoute) && st.Forward == 0 && (req.Model == "" || req.Model == svc.ModelID()) {
+		// Right after a switch the mesh may not cover the new version
+		// yet: serve the request on the version before it.
+		n.mu.Lock()
+		prev := n.prev
+		n.mu.Unlock()
+		if prev != nil {
+			req.Model = ""
+			return prev.Generate(ctx, req, emit)
+		}
+	}
+	return st, err
 }
 
 // Close stops the node: loops, streams, the host. It is safe to call

@@ -237,27 +237,27 @@ func (n *Node) handleModel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) modelObject() (modelObject, bool) {
-	if n.modelID == "" || n.man == nil {
+	if n.ver().id == "" || n.ver().man == nil {
 		return modelObject{}, false
 	}
 	return modelObject{
-		ID: n.modelID, Object: "model", Created: n.started.Unix(), OwnedBy: "strata",
-		Name: n.man.Name, ContextLength: n.man.Config.SeqLen, Layers: n.man.Config.NLayers,
+		ID: n.ver().id, Object: "model", Created: n.started.Unix(), OwnedBy: "strata",
+		Name: n.ver().man.Name, ContextLength: n.ver().man.Config.SeqLen, Layers: n.ver().man.Config.NLayers,
 	}, true
 }
 
 // modelFor resolves a requested model, its CID or manifest name ("" is
 // this node's model), to the CID.
 func (n *Node) modelFor(name string) (string, *apiError) {
-	if n.modelID == "" || n.man == nil {
+	if n.ver().id == "" || n.ver().man == nil {
 		return "", &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "model_not_found", Param: "model",
 			Message: "this node serves no model"}
 	}
-	if name == "" || name == n.modelID || name == n.man.Name {
-		return n.modelID, nil
+	if name == "" || name == n.ver().id || name == n.ver().man.Name {
+		return n.ver().id, nil
 	}
 	return "", &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "model_not_found", Param: "model",
-		Message: fmt.Sprintf("model %q is not served by this node; it serves %s (%q), see GET /v1/models", name, n.modelID, n.man.Name)}
+		Message: fmt.Sprintf("model %q is not served by this node; it serves %s (%q), see GET /v1/models", name, n.ver().id, n.ver().man.Name)}
 }
 
 // prepare checks the shared fields and turns them into an infer.Request
@@ -500,7 +500,7 @@ func (n *Node) complete(ctx context.Context, req infer.Request, echo bool, stops
 	n.mu.Unlock()
 	if !serving {
 		return "", usage{}, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "model_loading", RetryAfter: 5,
-			Message: fmt.Sprintf("this node is still loading model %s; try again shortly", n.modelID)}
+			Message: fmt.Sprintf("this node is still loading model %s; try again shortly", n.ver().id)}
 	}
 	cut := stopper{stops: stops}
 	var echoed strings.Builder

@@ -233,11 +233,10 @@ func FuzzStopper(f *testing.F) {
 // decoding and validation without a mesh.
 func fuzzNode() *Node {
 	cfg := model.Config{Dim: 8, HiddenDim: 16, NLayers: 1, NHeads: 2, NKVHeads: 2, VocabSize: 32, SeqLen: 64}
-	return &Node{
-		modelID: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
-		man:     &shards.Manifest{Name: "tiny", Config: cfg},
-		log:     slog.New(slog.DiscardHandler),
-	}
+	n := &Node{log: slog.New(slog.DiscardHandler)}
+	n.v.Store(&version{id: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+		man: &shards.Manifest{Name: "tiny", Config: cfg}})
+	return n
 }
 
 // FuzzOpenAIRequest sends arbitrary bodies to the completion endpoints.
@@ -311,7 +310,7 @@ func FuzzOpenAIRequest(f *testing.F) {
 				t.Errorf("prepared request %+v: %v", req, err)
 			}
 		}
-		if req.Model != n.modelID || len(stops) > maxStops {
+		if req.Model != n.ver().id || len(stops) > maxStops {
 			t.Errorf("prepared request %+v, stops %q", req, stops)
 		}
 	})

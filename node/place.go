@@ -13,7 +13,7 @@ import (
 // initialSpan decides the first span (fixed by --blocks, or placed) and
 // loads it.
 func (n *Node) initialSpan(ctx context.Context) error {
-	layers := n.man.Config.NLayers
+	layers := n.ver().man.Config.NLayers
 	if n.cfg.Blocks != "auto" {
 		lo, hi := 0, layers
 		if n.cfg.Blocks != "" {
@@ -45,7 +45,7 @@ func (n *Node) initialSpan(ctx context.Context) error {
 func (n *Node) placement() infer.Placement {
 	self := n.mesh.ID().String()
 	var others []infer.Server
-	for _, a := range n.gossip.Table().Servers(n.modelID) {
+	for _, a := range n.gossip.Table().Servers(n.ver().id) {
 		if a.Peer.String() == self {
 			continue
 		}
@@ -54,18 +54,18 @@ func (n *Node) placement() infer.Placement {
 	n.mu.Lock()
 	cur := n.span
 	n.mu.Unlock()
-	return infer.Placement{Servers: others, Layers: n.man.Config.NLayers, MaxBlocks: n.maxBlocks(), Self: self, Current: cur}
+	return infer.Placement{Servers: others, Layers: n.ver().man.Config.NLayers, MaxBlocks: n.maxBlocks(), Self: self, Current: cur}
 }
 
 // maxBlocks is how many blocks this node holds: --max-blocks, else as
 // many as half the free memory fits.
 func (n *Node) maxBlocks() int {
-	layers := n.man.Config.NLayers
+	layers := n.ver().man.Config.NLayers
 	if n.cfg.MaxBlocks > 0 {
 		return min(n.cfg.MaxBlocks, layers)
 	}
 	var size int64
-	for _, b := range n.man.Blocks {
+	for _, b := range n.ver().man.Blocks {
 		size = max(size, b.Size)
 	}
 	free := int64(FreeMemory() / 2)
@@ -115,8 +115,8 @@ func (n *Node) announce(ctx context.Context) {
 }
 
 func (n *Node) provideAll(ctx context.Context) {
-	c, _ := cid.Decode(n.modelID)
-	for _, o := range append([]cid.Cid{c}, n.man.Objects()...) {
+	c, _ := cid.Decode(n.ver().id)
+	for _, o := range append([]cid.Cid{c}, n.ver().man.Objects()...) {
 		if !n.store.Has(o) {
 			continue
 		}

@@ -25,6 +25,9 @@ type RunInfo struct {
 	Spec    RunSpec       `json:"spec"`
 	Round   uint64        `json:"round"` // the round in progress
 	History []RoundRecord `json:"history"`
+	// Cert is the latest certificate the node holds (consensus wire
+	// format), so a follower can check the version it starts from.
+	Cert []byte `json:"cert,omitempty"`
 }
 
 // RunInfo returns the node's run and its history, or false if the node is
@@ -39,6 +42,11 @@ func (n *Node) RunInfo() (RunInfo, bool) {
 	if len(h) > 0 {
 		info.Round = h[len(h)-1].Round + 1
 	}
+	r.cmu.Lock()
+	if c := r.certCopy; c != nil {
+		info.Cert, _ = c.MarshalBinary()
+	}
+	r.cmu.Unlock()
 	return info, true
 }
 
@@ -81,21 +89,27 @@ func QueryRounds(ctx context.Context, addr string, log *slog.Logger) (RunInfo, e
 		return info, fmt.Errorf("node: %s does not answer rounds queries: %w", pi.ID, err)
 	}
 	defer rw.Close()
+	return readRunInfo(rw, pi.ID.String())
+}
+
+// readRunInfo reads a RoundsProtocol answer from peer.
+func readRunInfo(rw io.Reader, peer string) (RunInfo, error) {
+	var info RunInfo
 	data, err := io.ReadAll(io.LimitReader(rw, maxRoundsReply+1))
 	if err != nil {
-		return info, fmt.Errorf("node: reading the rounds of %s: %w", pi.ID, err)
+		return info, fmt.Errorf("node: reading the rounds of %s: %w", peer, err)
 	}
 	if len(data) > maxRoundsReply {
-		return info, fmt.Errorf("node: %s sent more than %d bytes of rounds", pi.ID, maxRoundsReply)
+		return info, fmt.Errorf("node: %s sent more than %d bytes of rounds", peer, maxRoundsReply)
 	}
 	var e struct {
 		Error string `json:"error"`
 	}
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
-		return info, errors.New("node: " + pi.ID.String() + ": " + e.Error)
+		return info, errors.New("node: " + peer + ": " + e.Error)
 	}
 	if err := json.Unmarshal(data, &info); err != nil {
-		return info, fmt.Errorf("node: the rounds of %s do not parse: %w", pi.ID, err)
+		return info, fmt.Errorf("node: the rounds of %s do not parse: %w", peer, err)
 	}
 	return info, nil
 }

@@ -161,6 +161,9 @@ type runner struct {
 
 	hmu     sync.Mutex
 	history []RoundRecord
+
+	cmu      sync.Mutex
+	certCopy *consensus.Certificate // lastCert, for other goroutines
 }
 
 // startRun joins the run described by cfg. The node must already hold
@@ -364,6 +367,9 @@ func (r *runner) drain(ctx context.Context) error {
 			if m.Kind == consensus.KindCommit {
 				c := consensus.Certificate{Round: m.Round, Base: m.Base, Result: m.Result, Votes: m.Votes}
 				r.lastCert, r.lastCertAt = &c, time.Now()
+				r.cmu.Lock()
+				r.certCopy = &c
+				r.cmu.Unlock()
 			}
 			r.publish(ctx, m)
 		}
@@ -431,7 +437,7 @@ func (r *runner) onAnnounce(ctx context.Context, from string, a announcement) {
 	}
 	r.fetching[from] = true
 	round, base := r.round, r.cur
-	go func() {
+	r.spawn(func() {
 		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
 		ct, err := r.getUpdate(fctx, base, entry, nil)
@@ -450,6 +456,16 @@ func (r *runner) onAnnounce(ctx context.Context, from string, a announcement) {
 			ev.contrib = &contribution{round: 0, c: train.Contribution{Sender: from}}
 		}
 		r.send(ctx, ev)
+	})
+}
+
+// spawn runs f in a goroutine the node's Close waits for. Only the loop
+// goroutine calls it, while it holds its own count of the wait group.
+func (r *runner) spawn(f func()) {
+	r.n.wg.Add(1)
+	go func() {
+		defer r.n.wg.Done()
+		f()
 	}()
 }
 
@@ -524,7 +540,7 @@ func (r *runner) maybeAggregate(ctx context.Context) {
 		cs = append(cs, c.c)
 	}
 	base, req := r.cur, *p
-	go func() {
+	r.spawn(func() {
 		res, used, err := r.build(base, consensus.Round(req.Round), cs, true)
 		if err != nil {
 			r.log.Warn("node: aggregating the round", "round", req.Round, "err", err)
@@ -532,7 +548,7 @@ func (r *runner) maybeAggregate(ctx context.Context) {
 		}
 		req.Deltas, req.Result = used, res
 		r.send(ctx, runEvent{step: &req})
-	}()
+	})
 }
 
 // startCheck re-aggregates a proposal and reports whether it gets the same
@@ -543,7 +559,7 @@ func (r *runner) startCheck(ctx context.Context, p consensus.Message) {
 	for e, c := range r.contribs {
 		have[e] = c.c
 	}
-	go func() {
+	r.spawn(func() {
 		ok := false
 		defer func() {
 			r.send(ctx, runEvent{step: &consensus.Message{Kind: consensus.KindChecked, Round: p.Round, View: p.View,
@@ -577,7 +593,7 @@ func (r *runner) startCheck(ctx context.Context, p consensus.Message) {
 			r.log.Warn("node: proposal does not reproduce; not voting for it", "round", p.Round, "proposer", p.From,
 				"proposed", p.Result, "got", res)
 		}
-	}()
+	})
 }
 
 // build validates and aggregates cs, applies the outer step to base and
@@ -671,7 +687,7 @@ func (r *runner) onCommit(ctx context.Context, c consensus.Certificate) {
 		r.done = true
 	}
 	base := c.Next()
-	go func() {
+	r.spawn(func() {
 		b, err := r.loadBase(ctx, next, base)
 		if err != nil {
 			r.log.Error("node: loading the committed version", "round", c.Round, "model", base, "err", err)
@@ -681,7 +697,7 @@ func (r *runner) onCommit(ctx context.Context, c consensus.Certificate) {
 		r.addHistory(ctx, rec)
 		r.n.onVersion(ctx, b)
 		r.send(ctx, runEvent{base: b})
-	}()
+	})
 }
 
 // startRound begins round r.round from base: local training, unless the
@@ -697,7 +713,7 @@ func (r *runner) startRound(ctx context.Context, base *baseState) {
 	}
 	tctx, cancel := context.WithCancel(ctx)
 	r.stopTrain = cancel
-	go func() {
+	r.spawn(func() {
 		c, err := r.trainRound(tctx, base)
 		if err != nil {
 			if tctx.Err() == nil {
@@ -706,7 +722,7 @@ func (r *runner) startRound(ctx context.Context, base *baseState) {
 			return
 		}
 		r.send(ctx, runEvent{contrib: c})
-	}()
+	})
 }
 
 // RunHistory returns the rounds of the node's training run known to be

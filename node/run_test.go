@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-mesh/strata/infer"
 	"github.com/strata-mesh/strata/mesh"
 	"github.com/strata-mesh/strata/model"
 	"github.com/strata-mesh/strata/shards"
@@ -331,4 +332,67 @@ func (b *lockedBuffer) has(subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// TestRunRollout runs a load against a trainer and against a node that
+// follows the run while rounds commit: every request succeeds, and both
+// end up serving the last committed version.
+func TestRunRollout(t *testing.T) {
+	rm := newRunMesh(t, 3, func(s *RunSpec) { s.Rounds = 4 })
+	for i := range 3 {
+		rm.start(i, nil)
+	}
+	runID, err := rm.spec.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fol, err := Start(context.Background(), Config{Repo: filepath.Join(rm.dir, "follower"), Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+		Bootstrap: []string{rm.nodes[0].Addrs()[0]}, Follow: runID, AdvertEvery: 500 * time.Millisecond,
+		Logger: testLogger(t, "follower")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fol.Close()
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	requests, failures := 0, []error{}
+	models := map[string]bool{}
+	for _, n := range []*Node{rm.nodes[1], fol} {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				var text strings.Builder
+				_, err := n.Generate(ctx, infer.Request{Prompt: "First", Steps: 24, Temperature: 0}, func(tk infer.Token) error {
+					text.Write(tk.Piece)
+					return nil
+				})
+				mu.Lock()
+				requests++
+				if err != nil && ctx.Err() == nil {
+					failures = append(failures, err)
+				}
+				models[n.Model()] = true
+				mu.Unlock()
+			}
+		})
+	}
+	rm.waitRounds(4, 3*time.Minute)
+	final := rm.nodes[0].RunHistory()[3].Model
+	deadline := time.Now().Add(time.Minute)
+	for (rm.nodes[1].Model() != final || fol.Model() != final) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	t.Logf("%d requests across the switches, %d failed; versions seen: %d", requests, len(failures), len(models))
+	for _, err := range failures {
+		t.Errorf("request failed during the roll-out: %v", err)
+	}
+	if got := rm.nodes[1].Model(); got != final {
+		t.Errorf("trainer serves %s, want the last commit %s", got, final)
+	}
+	if got := fol.Model(); got != final {
+		t.Errorf("follower serves %s, want the last commit %s", got, final)
+	}
 }

@@ -101,7 +101,7 @@ func (r *runner) loadHistory() error {
 		if err != nil || consensus.VerifyCertificate(r.spec.Roster, c, verifyPeer) != nil {
 			continue
 		}
-		r.lastCert = &c
+		r.lastCert, r.certCopy = &c, &c
 		var b2 *baseState
 		if !c.Skipped() {
 			if man, err := r.manifest(c.Result); err == nil {

@@ -46,10 +46,10 @@ type PeerStatus struct {
 func (n *Node) Status() Status {
 	st := Status{
 		Peer: n.ID(), Addrs: n.Addrs(), Version: Version, Uptime: time.Since(n.started).Seconds(),
-		Model: n.modelID,
+		Model: n.ver().id,
 	}
-	if n.man != nil {
-		st.ModelName, st.Layers, st.Context = n.man.Name, n.man.Config.NLayers, n.man.Config.SeqLen
+	if n.ver().man != nil {
+		st.ModelName, st.Layers, st.Context = n.ver().man.Name, n.ver().man.Config.NLayers, n.ver().man.Config.SeqLen
 	}
 	n.mu.Lock()
 	st.Blocks = [2]int{n.span.Lo, n.span.Hi}
@@ -66,16 +66,16 @@ func (n *Node) Status() Status {
 	}
 	if svc != nil {
 		st.Sessions, st.Requests, st.Banned = svc.Sessions(), svc.Requests(), svc.Banned()
-		servers := n.servers(n.modelID)
+		servers := n.servers(n.ver().id)
 		lo, hi := svc.Serving()
 		if hi > lo {
 			servers = append(servers, infer.Server{Peer: n.ID(), Lo: lo, Hi: hi})
 		}
-		if missing := infer.Missing(servers, n.man.Config.NLayers); len(missing) > 0 {
+		if missing := infer.Missing(servers, n.ver().man.Config.NLayers); len(missing) > 0 {
 			st.Missing = infer.FormatSpans(missing)
 		} else {
 			st.Covered = true
-			st.Route, _ = infer.Plan(servers, n.man.Config.NLayers, n.ID())
+			st.Route, _ = infer.Plan(servers, n.ver().man.Config.NLayers, n.ID())
 		}
 	}
 	return st
