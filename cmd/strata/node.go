@@ -18,6 +18,7 @@ type nodeCmd struct {
 	Blocks    string   `help:"Block span to serve: LO:HI (half-open), or auto to serve where the mesh needs it (default: all blocks)."`
 	MaxBlocks int      `name:"max-blocks" help:"With --blocks auto, the most blocks to hold (default: what half the free memory fits)."`
 	HTTP      string   `name:"http" help:"Serve the HTTP API (OpenAI-compatible /v1, /api/status) on HOST:PORT."`
+	Follow    string   `help:"Serve the newest committed version of this training run (its id, as strata rounds prints), switching as rounds commit."`
 
 	runFlags `embed:"" prefix:""`
 }
@@ -25,7 +26,8 @@ type nodeCmd struct {
 func (c *nodeCmd) Run(e *env) error {
 	cfg := node.Config{
 		Repo: c.Repo, Listen: c.Listen, Bootstrap: c.Bootstrap, MDNS: !c.NoMDNS,
-		Model: c.Model, Blocks: c.Blocks, MaxBlocks: c.MaxBlocks, HTTP: c.HTTP, Logger: e.log, Progress: progressFunc(),
+		Model: c.Model, Blocks: c.Blocks, MaxBlocks: c.MaxBlocks, HTTP: c.HTTP, Follow: c.Follow, Logger: e.log,
+		Progress: progressFunc(),
 	}
 	if c.Train != "" {
 		run, err := c.runFlags.config(c.Repo, c.Model)
