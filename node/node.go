@@ -50,6 +50,8 @@ type Node struct {
 
 	run *runner // nil unless the node takes part in a training run
 
+	contentSent atomic.Int64 // bytes served over the content protocol
+
 	mux    *infer.Mux     // the versions served, by model id
 	prev   *infer.Service // the version served before infer, until retired
 	spanMu sync.Mutex     // serialises loading spans and versions
@@ -222,7 +224,9 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 		return nil, nil, err
 	}
 	n.rng = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), seedOf(n.mesh.ID().String())))
-	n.mesh.Handle(shards.ContentProtocol, store.ServeContent)
+	n.mesh.Handle(shards.ContentProtocol, func(rw io.ReadWriteCloser, remote string) {
+		store.ServeContent(countingStream{rw, &n.contentSent}, remote)
+	})
 	n.mesh.Handle(RoundsProtocol, n.serveRounds)
 	n.fetcher = &shards.Fetcher{Store: store, Opener: n.mesh, Logger: log}
 	n.gossip, err = gossip.New(ctx, n.mesh.Host(), gossip.Config{Logger: log, TTL: cfg.PeerTTL})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/strata-mesh/strata/mesh"
@@ -28,6 +29,8 @@ type RunInfo struct {
 	// Cert is the latest certificate the node holds (consensus wire
 	// format), so a follower can check the version it starts from.
 	Cert []byte `json:"cert,omitempty"`
+	// Traffic is what this node sent and received per round.
+	Traffic []RoundTraffic `json:"traffic,omitempty"`
 }
 
 // RunInfo returns the node's run and its history, or false if the node is
@@ -46,6 +49,7 @@ func (n *Node) RunInfo() (RunInfo, bool) {
 	if c := r.certCopy; c != nil {
 		info.Cert, _ = c.MarshalBinary()
 	}
+	info.Traffic = slices.Clone(r.traffic)
 	r.cmu.Unlock()
 	return info, true
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -164,6 +165,10 @@ type runner struct {
 
 	cmu      sync.Mutex
 	certCopy *consensus.Certificate // lastCert, for other goroutines
+	traffic  []RoundTraffic         // per finished round, newest last (bounded)
+
+	gossipSent         atomic.Int64 // bytes of run messages published
+	markSent, markRecv int64        // counters at the start of the round (loop only)
 }
 
 // startRun joins the run described by cfg. The node must already hold
@@ -391,6 +396,7 @@ func (r *runner) publish(ctx context.Context, m consensus.Message) {
 		r.log.Error("node: encoding consensus message", "err", err)
 		return
 	}
+	r.gossipSent.Add(int64(len(b) + 1))
 	if err := r.ch.Publish(ctx, append([]byte{msgConsensus}, b...)); err != nil && ctx.Err() == nil {
 		r.log.Warn("node: publishing consensus message", "err", err)
 	}
@@ -415,6 +421,7 @@ func (r *runner) republish(ctx context.Context) {
 func (r *runner) announce(ctx context.Context) {
 	r.lastAnn = time.Now()
 	b, _ := json.Marshal(r.own.ann)
+	r.gossipSent.Add(int64(len(b) + 1))
 	if err := r.ch.Publish(ctx, append([]byte{msgAnnounce}, b...)); err != nil && ctx.Err() == nil {
 		r.log.Warn("node: announcing update", "err", err)
 	}
@@ -680,6 +687,7 @@ func (r *runner) onCommit(ctx context.Context, c consensus.Certificate) {
 		r.stopTrain()
 		r.stopTrain = nil
 	}
+	r.countTraffic(c.Round)
 	next := c.Round + 1
 	r.round, r.own, r.pending = next, nil, nil
 	r.contribs, r.bySender, r.fetching = map[string]*contribution{}, map[string]string{}, map[string]bool{}
@@ -698,6 +706,26 @@ func (r *runner) onCommit(ctx context.Context, c consensus.Certificate) {
 		r.n.onVersion(ctx, b)
 		r.send(ctx, runEvent{base: b})
 	})
+}
+
+// maxTraffic bounds the per-round traffic records kept.
+const maxTraffic = 1024
+
+// countTraffic records what the node sent and received since the last
+// commit, as round's traffic.
+func (r *runner) countTraffic(round consensus.Round) {
+	sent := r.n.contentSent.Load() + r.gossipSent.Load()
+	recv := r.n.fetcher.BytesFetched()
+	t := RoundTraffic{Round: uint64(round), Sent: sent - r.markSent, Received: recv - r.markRecv,
+		PerStep: int64(train.PerStepGradientBytes(train.Tensors(r.cur.m), r.spec.Steps)) * int64(max(len(r.spec.Roster)-1, 1))}
+	r.markSent, r.markRecv = sent, recv
+	r.log.Info("node: round traffic", "round", round, "sent", t.Sent, "received", t.Received, "per_step_fp32", t.PerStep)
+	r.cmu.Lock()
+	r.traffic = append(r.traffic, t)
+	if len(r.traffic) > maxTraffic {
+		r.traffic = r.traffic[len(r.traffic)-maxTraffic:]
+	}
+	r.cmu.Unlock()
 }
 
 // startRound begins round r.round from base: local training, unless the

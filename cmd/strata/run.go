@@ -166,5 +166,15 @@ func (c *roundsCmd) Run(e *env) error {
 			fmt.Printf("            participants %s\n", strings.Join(r.Peers, " "))
 		}
 	}
+	if len(info.Traffic) > 0 {
+		var sent, perStep int64
+		for _, t := range info.Traffic {
+			sent += t.Sent
+			perStep += t.PerStep
+		}
+		k := int64(len(info.Traffic))
+		fmt.Printf("this peer sent %.2f MB per round on average over %d rounds; fp32 gradients to the same peers every step would be %.2f MB (%.0f×)\n",
+			float64(sent/k)/1e6, k, float64(perStep/k)/1e6, float64(perStep)/float64(max(sent, 1)))
+	}
 	return nil
 }
