@@ -25,6 +25,16 @@ type Status struct {
 	Missing   string       `json:"missing,omitempty"` // blocks no peer serves, "LO:HI, ..."
 	Route     []infer.Hop  `json:"route,omitempty"`   // the chain a request entering here would take now
 	Banned    []string     `json:"banned,omitempty"`
+	Run       *RunStatus   `json:"run,omitempty"` // the training run this node takes part in
+}
+
+// RunStatus summarises a node's training run.
+type RunStatus struct {
+	ID     string       `json:"id"`
+	Name   string       `json:"name"`
+	Round  uint64       `json:"round"` // in progress
+	Rounds int          `json:"rounds,omitempty"`
+	Last   *RoundRecord `json:"last,omitempty"` // the latest certified round
 }
 
 // PeerStatus is one row of the peer table.
@@ -47,6 +57,12 @@ func (n *Node) Status() Status {
 	st := Status{
 		Peer: n.ID(), Addrs: n.Addrs(), Version: Version, Uptime: time.Since(n.started).Seconds(),
 		Model: n.ver().id,
+	}
+	if info, ok := n.RunInfo(); ok {
+		st.Run = &RunStatus{ID: info.ID, Name: info.Spec.Name, Round: info.Round, Rounds: info.Spec.Rounds}
+		if k := len(info.History); k > 0 {
+			st.Run.Last = &info.History[k-1]
+		}
 	}
 	if n.ver().man != nil {
 		st.ModelName, st.Layers, st.Context = n.ver().man.Name, n.ver().man.Config.NLayers, n.ver().man.Config.SeqLen

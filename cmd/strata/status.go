@@ -140,6 +140,13 @@ func printStatus(w io.Writer, st node.Status) error {
 		}
 		row("route", strings.Join(hops, " -> "))
 	}
+	if r := st.Run; r != nil {
+		line := fmt.Sprintf("%s (%s), round %d in progress", r.Name, r.ID, r.Round)
+		if l := r.Last; l != nil && !l.Skipped {
+			line += fmt.Sprintf("; round %d committed with loss %.4f from %d peers", l.Round, l.Loss, len(l.Peers))
+		}
+		row("training run", line)
+	}
 	banned := "none"
 	if len(st.Banned) > 0 {
 		short := make([]string, len(st.Banned))
