@@ -50,15 +50,18 @@ func (o *Outer) Validate() error {
 	return nil
 }
 
-// Apply updates m's weights in place with the aggregated delta mean,
-// whose tensors must match Tensors(m) (ErrShape) and be finite
-// (ErrNonFinite). On error nothing changes.
+// Apply updates m's weights in place with the aggregated delta mean. The
+// tensors of mean must be Tensors(m), or (for a round that trained only
+// some blocks) a subsequence of it with the same names and shapes
+// (ErrShape); only those tensors, and their momentum, change. mean must be
+// finite (ErrNonFinite). On error nothing changes.
 func (o *Outer) Apply(m *model.Model, mean *Delta) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
 	ws := Tensors(m)
-	if err := sameShapes(ws, mean.Tensors); err != nil {
+	idx, err := subsequence(ws, mean.Tensors)
+	if err != nil {
 		return err
 	}
 	if _, err := flatten(mean); err != nil {
@@ -70,27 +73,50 @@ func (o *Outer) Apply(m *model.Model, mean *Delta) error {
 			for i, t := range ws {
 				o.buf[i] = model.Tensor{Name: t.Name, Shape: append([]int(nil), t.Shape...), Data: make([]float32, len(t.Data))}
 			}
-		} else if err := sameShapes(o.buf, mean.Tensors); err != nil {
+		} else if err := sameShapes(o.buf, ws); err != nil {
 			return fmt.Errorf("%w (the outer momentum is for other tensors)", err)
 		}
 	}
 	lr, mu := o.LR, o.Momentum
-	for i, t := range ws {
-		w, g := t.Data, mean.Tensors[i].Data
+	for k, g := range mean.Tensors {
+		i := idx[k]
+		w := ws[i].Data
 		if o.Kind == OuterSGD {
 			for j := range w {
-				w[j] -= float32(lr * g[j])
+				w[j] -= float32(lr * g.Data[j])
 			}
 			continue
 		}
 		b := o.buf[i].Data
 		for j := range w {
-			b[j] = float32(mu*b[j]) + g[j]
-			d := g[j] + float32(mu*b[j])
+			b[j] = float32(mu*b[j]) + g.Data[j]
+			d := g.Data[j] + float32(mu*b[j])
 			w[j] -= float32(lr * d)
 		}
 	}
 	return nil
+}
+
+// subsequence returns, for each tensor of sub, its index in all: sub must
+// name tensors of all in the same order, with the same shapes and data
+// lengths.
+func subsequence(all, sub []model.Tensor) ([]int, error) {
+	idx := make([]int, len(sub))
+	i := 0
+	for k, t := range sub {
+		for i < len(all) && all[i].Name != t.Name {
+			i++
+		}
+		if i == len(all) {
+			return nil, fmt.Errorf("%w: tensor %q is not a tensor of the model, or is out of order", ErrShape, t.Name)
+		}
+		if !sameDims(t.Shape, all[i].Shape) || len(t.Data) != len(all[i].Data) {
+			return nil, fmt.Errorf("%w: tensor %q is %v (%d values), want %v", ErrShape, t.Name, t.Shape, len(t.Data), all[i].Shape)
+		}
+		idx[k] = i
+		i++
+	}
+	return idx, nil
 }
 
 // MarshalBinary saves the configuration and momentum: kind byte (0 sgd,

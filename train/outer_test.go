@@ -108,3 +108,36 @@ func randLike(m *model.Model, seed uint64) *Delta {
 	}
 	return d
 }
+
+// TestOuterPartial applies deltas over some tensors only: the others, and
+// their momentum, stay exactly as they were; tensors out of order or not
+// in the model are refused.
+func TestOuterPartial(t *testing.T) {
+	m := tinyModel()
+	before := Tensors(tinyModel())
+	full := deltaLike(m, 1)
+	sub := &Delta{Codec: FP32, Tensors: []model.Tensor{full.Tensors[1], full.Tensors[3]}}
+	o := DiLoCo()
+	for range 2 {
+		if err := o.Apply(m, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tn := range Tensors(m) {
+		changed := tn.Data[0] != before[i].Data[0]
+		if want := i == 1 || i == 3; changed != want {
+			t.Errorf("tensor %d %s: changed %v, want %v", i, tn.Name, changed, want)
+		}
+		if mom := o.buf[i].Data[0]; (mom != 0) != (i == 1 || i == 3) {
+			t.Errorf("tensor %d momentum %g", i, mom)
+		}
+	}
+	swapped := &Delta{Codec: FP32, Tensors: []model.Tensor{full.Tensors[3], full.Tensors[1]}}
+	if err := o.Apply(m, swapped); !errors.Is(err, ErrShape) {
+		t.Errorf("tensors out of order: %v, want ErrShape", err)
+	}
+	foreign := &Delta{Codec: FP32, Tensors: []model.Tensor{{Name: "blocks.9.w1", Shape: []int{1}, Data: []float32{1}}}}
+	if err := o.Apply(m, foreign); !errors.Is(err, ErrShape) {
+		t.Errorf("unknown tensor: %v, want ErrShape", err)
+	}
+}
