@@ -158,7 +158,8 @@ type runner struct {
 	tmu     sync.Mutex
 	tm      *model.Model
 	trainer *train.Trainer
-	comp    *train.Compressor
+	codec   train.Codec
+	comps   map[string]*train.Compressor // error feedback per set of trained tensors
 
 	hmu     sync.Mutex
 	history []RoundRecord
@@ -195,7 +196,7 @@ func (n *Node) startRun(ctx context.Context, cfg RunConfig) (*runner, error) {
 		return nil, err
 	}
 	codec, _ := train.ParseCodec(spec.Codec)
-	r.comp = &train.Compressor{Codec: codec}
+	r.codec, r.comps = codec, map[string]*train.Compressor{}
 
 	hs, err := r.loadState()
 	if err != nil {
@@ -451,7 +452,7 @@ func (r *runner) onAnnounce(ctx context.Context, from string, a announcement) {
 		if err != nil {
 			r.log.Warn("node: fetching update", "peer", from, "round", round, "err", err)
 			ct = nil
-		} else if _, rejected := train.Validate(train.Tensors(base.m), uint64(round), base.id, []train.Contribution{*ct},
+		} else if _, rejected := train.Validate(r.spec.trained(base.m, uint64(round)), uint64(round), base.id, []train.Contribution{*ct},
 			train.Limits{}); len(rejected) > 0 {
 			r.log.Warn("node: rejected update", "round", round, "peer", from, "err", rejected[0])
 			ct = nil
@@ -510,7 +511,7 @@ func (r *runner) getUpdate(ctx context.Context, base *baseState, entry string, e
 	if err != nil {
 		return nil, err
 	}
-	d, err := train.DecodeDelta(data, train.Tensors(base.m))
+	d, err := train.DecodeDelta(data, r.spec.trained(base.m, uint64(base.round)))
 	if err != nil {
 		return nil, fmt.Errorf("update %s from %s: %w", c, peer, err)
 	}
@@ -608,7 +609,7 @@ func (r *runner) startCheck(ctx context.Context, p consensus.Message) {
 // (naming their senders); a checker refuses a set with any rejection.
 // It returns the result's manifest CID and the entries that went in.
 func (r *runner) build(base *baseState, round consensus.Round, cs []train.Contribution, proposer bool) (string, []string, error) {
-	ok, rejected := train.Validate(train.Tensors(base.m), uint64(round), base.id, cs, train.DefaultLimits())
+	ok, rejected := train.Validate(r.spec.trained(base.m, uint64(round)), uint64(round), base.id, cs, train.DefaultLimits())
 	for _, rj := range rejected {
 		r.log.Warn("node: rejected update", "round", round, "peer", rj.Sender, "err", rj)
 	}

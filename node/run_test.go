@@ -396,3 +396,39 @@ func TestRunRollout(t *testing.T) {
 		t.Errorf("follower serves %s, want the last commit %s", got, final)
 	}
 }
+
+// TestRunPartial trains one block per round: each commit changes exactly
+// that block's shard, and the head and the other block keep their CIDs.
+func TestRunPartial(t *testing.T) {
+	rm := newRunMesh(t, 3, func(s *RunSpec) { s.Rounds, s.BlocksPerRound = 3, 1 })
+	for i := range 3 {
+		rm.start(i, nil)
+	}
+	rm.waitRounds(3, 2*time.Minute)
+	st := rm.nodes[0].store
+	man := func(id string) *shards.Manifest {
+		c, _ := shards.ParseCID(id)
+		m, err := shards.LoadManifest(st, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	prev := man(rm.spec.Genesis)
+	for _, r := range rm.nodes[0].RunHistory() {
+		if r.Skipped {
+			t.Fatalf("round %d skipped", r.Round)
+		}
+		cur := man(r.Model)
+		trained := int(r.Round-1) % 2
+		for b := range 2 {
+			if changed := !cur.Blocks[b].CID.Equals(prev.Blocks[b].CID); changed != (b == trained) {
+				t.Errorf("round %d: block %d changed %v, want %v", r.Round, b, changed, b == trained)
+			}
+		}
+		if !cur.Head.CID.Equals(prev.Head.CID) {
+			t.Errorf("round %d changed the head", r.Round)
+		}
+		prev = cur
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-mesh/strata/consensus"
+	"github.com/strata-mesh/strata/model"
 	"github.com/strata-mesh/strata/shards"
 	"github.com/strata-mesh/strata/train"
 )
@@ -42,6 +43,11 @@ type RunSpec struct {
 	Batch  int     `json:"batch"`
 	SeqLen int     `json:"seq_len"`
 	LR     float32 `json:"lr"`
+	// BlocksPerRound, if not 0, trains only that many blocks per round,
+	// moving through the model: round r trains blocks (r−1)·k … r·k−1
+	// modulo the layer count, and the head stays as it is. Only those
+	// blocks' shards change, so serving peers fetch and switch only them.
+	BlocksPerRound int `json:"blocks_per_round,omitempty"`
 	// RoundSeconds is a round's deadline: a round that has not committed
 	// by then is skipped. A view (one proposer's turn) is a third of it.
 	RoundSeconds int `json:"round_seconds"`
@@ -85,6 +91,8 @@ func (s *RunSpec) Validate() error {
 		return bad("batch %d and window %d must be >= 1 and >= 2", s.Batch, s.SeqLen)
 	case !(s.LR > 0) || s.LR > 10:
 		return bad("learning rate %g must be in (0, 10]", s.LR)
+	case s.BlocksPerRound < 0 || s.BlocksPerRound > maxRunSteps:
+		return bad("%d blocks per round", s.BlocksPerRound)
 	case s.RoundSeconds < 3 || s.RoundSeconds > maxRoundSecs:
 		return bad("round deadline %ds, want 3..%d", s.RoundSeconds, maxRoundSecs)
 	}
@@ -179,4 +187,25 @@ func DecodeRunSpec(data []byte) (*RunSpec, error) {
 func (s *RunSpec) ticks() (collect, view, round int) {
 	round = int(time.Duration(s.RoundSeconds) * time.Second / roundTick)
 	return 1, round / 3, round
+}
+
+// view returns a model that shares m's weights for the tensors round
+// trains and holds nothing else: all of m when every block is trained.
+func (s *RunSpec) view(m *model.Model, round uint64) *model.Model {
+	k, n := s.BlocksPerRound, len(m.Blocks)
+	if k == 0 {
+		return m
+	}
+	v := &model.Model{Config: m.Config, Blocks: make([]*model.Block, n)}
+	for j := range min(k, n) {
+		i := int(((round-1)*uint64(k) + uint64(j)) % uint64(n))
+		v.Blocks[i] = m.Blocks[i]
+	}
+	return v
+}
+
+// trained lists the tensors of m that round trains, in train.Tensors
+// order; their Data aliases m.
+func (s *RunSpec) trained(m *model.Model, round uint64) []model.Tensor {
+	return train.Tensors(s.view(m, round))
 }

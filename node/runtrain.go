@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/strata-mesh/strata/shards"
 	"github.com/strata-mesh/strata/train"
@@ -65,6 +66,19 @@ func (r *runner) trainRound(ctx context.Context, base *baseState) (*contribution
 	for i := range dst {
 		copy(dst[i].Data, src[i].Data)
 	}
+	// A round that trains some blocks keeps the others frozen at the
+	// base: they are put back after every step.
+	round := uint64(base.round)
+	trained := map[string]bool{}
+	for _, t := range r.spec.trained(r.tm, round) {
+		trained[t.Name] = true
+	}
+	var frozen []int
+	for i, t := range dst {
+		if !trained[t.Name] {
+			frozen = append(frozen, i)
+		}
+	}
 	var sum float64
 	for i := 0; i < r.spec.Steps; i++ {
 		if err := ctx.Err(); err != nil {
@@ -74,16 +88,27 @@ func (r *runner) trainRound(ctx context.Context, base *baseState) (*contribution
 		if err != nil {
 			return nil, err
 		}
+		for _, k := range frozen {
+			copy(dst[k].Data, src[k].Data)
+		}
 		sum += float64(loss)
 	}
-	d, err := train.ComputeDelta(base.m, r.tm)
+	d, err := train.ComputeDelta(r.spec.view(base.m, round), r.spec.view(r.tm, round))
 	if err != nil {
 		return nil, err
 	}
 	seqLen := min(r.spec.SeqLen, base.m.Config.SeqLen)
 	d.Round, d.Base = uint64(base.round), base.id
 	d.Samples, d.Loss = uint64(r.spec.Steps*r.spec.Batch*seqLen), float32(sum/float64(r.spec.Steps))
-	enc, _, err := r.comp.Compress(d)
+	// Error feedback carries over between rounds that train the same
+	// tensors.
+	key := d.Tensors[0].Name + "+" + strconv.Itoa(len(d.Tensors))
+	comp := r.comps[key]
+	if comp == nil {
+		comp = &train.Compressor{Codec: r.codec}
+		r.comps[key] = comp
+	}
+	enc, _, err := comp.Compress(d)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +121,7 @@ func (r *runner) trainRound(ctx context.Context, base *baseState) (*contribution
 	}
 	self := r.n.ID()
 	entry := entryOf(c, int64(len(enc)), self)
-	dec, err := train.DecodeDelta(enc, train.Tensors(base.m))
+	dec, err := train.DecodeDelta(enc, r.spec.trained(base.m, round))
 	if err != nil {
 		return nil, fmt.Errorf("node: our own update does not decode: %w", err)
 	}

@@ -19,22 +19,23 @@ import (
 // Every participant must give the same run flags (all but --train, --part
 // and --seed): they make the run's spec, whose CID names the run.
 type runFlags struct {
-	Train        string   `help:"Join a federated training run, training on the text files under this directory (they never leave this machine)." type:"existingdir" group:"Federated training"`
-	Part         string   `help:"Train on the files of part I of N (sorted by path, every N-th), as I/N." default:"0/1" group:"Federated training"`
-	Roster       []string `help:"Peer ids of the run's participants (strata id --repo DIR prints one); must include this node." group:"Federated training"`
-	RunName      string   `name:"run-name" help:"Name of the run." default:"run" group:"Federated training"`
-	Preset       string   `help:"Without --model, the run starts from a new byte-level model of this shape." default:"tiny" enum:"tiny,small" group:"Federated training"`
-	InitSeed     uint64   `name:"init-seed" help:"Seed of the new model's weights (the same on every participant)." default:"1" group:"Federated training"`
-	Rule         string   `help:"Aggregation rule: fedavg, median, trimmed-mean or centered-clip." default:"trimmed-mean" group:"Federated training"`
-	Outer        string   `help:"Outer optimizer: sgd (FedAvg) or nesterov (DiLoCo lr 0.7, momentum 0.9)." default:"nesterov" enum:"sgd,nesterov" group:"Federated training"`
-	Codec        string   `help:"Update encoding: fp16, or int8 (blockwise, with error feedback)." default:"int8" enum:"fp16,int8" group:"Federated training"`
-	LocalSteps   int      `name:"local-steps" help:"Local optimizer steps per round." default:"20" group:"Federated training"`
-	Rounds       int      `help:"Rounds in the run (0: no end)." default:"0" group:"Federated training"`
-	RunBatch     int      `name:"run-batch" help:"Windows per local step." default:"4" group:"Federated training"`
-	RunSeqLen    int      `name:"run-seq-len" help:"Tokens per window." default:"128" group:"Federated training"`
-	RunLR        float32  `name:"run-lr" help:"Peak learning rate of local AdamW." default:"0.002" group:"Federated training"`
-	RoundSeconds int      `name:"round-seconds" help:"A round that has not committed after this long is skipped." default:"180" group:"Federated training"`
-	DataSeed     uint64   `name:"data-seed" help:"Seed of the local data order." default:"1" group:"Federated training"`
+	Train          string   `help:"Join a federated training run, training on the text files under this directory (they never leave this machine)." type:"existingdir" group:"Federated training"`
+	Part           string   `help:"Train on the files of part I of N (sorted by path, every N-th), as I/N." default:"0/1" group:"Federated training"`
+	Roster         []string `help:"Peer ids of the run's participants (strata id --repo DIR prints one); must include this node." group:"Federated training"`
+	RunName        string   `name:"run-name" help:"Name of the run." default:"run" group:"Federated training"`
+	Preset         string   `help:"Without --model, the run starts from a new byte-level model of this shape." default:"tiny" enum:"tiny,small" group:"Federated training"`
+	InitSeed       uint64   `name:"init-seed" help:"Seed of the new model's weights (the same on every participant)." default:"1" group:"Federated training"`
+	Rule           string   `help:"Aggregation rule: fedavg, median, trimmed-mean or centered-clip." default:"trimmed-mean" group:"Federated training"`
+	Outer          string   `help:"Outer optimizer: sgd (FedAvg) or nesterov (DiLoCo lr 0.7, momentum 0.9)." default:"nesterov" enum:"sgd,nesterov" group:"Federated training"`
+	Codec          string   `help:"Update encoding: fp16, or int8 (blockwise, with error feedback)." default:"int8" enum:"fp16,int8" group:"Federated training"`
+	LocalSteps     int      `name:"local-steps" help:"Local optimizer steps per round." default:"20" group:"Federated training"`
+	Rounds         int      `help:"Rounds in the run (0: no end)." default:"0" group:"Federated training"`
+	RunBatch       int      `name:"run-batch" help:"Windows per local step." default:"4" group:"Federated training"`
+	RunSeqLen      int      `name:"run-seq-len" help:"Tokens per window." default:"128" group:"Federated training"`
+	RunLR          float32  `name:"run-lr" help:"Peak learning rate of local AdamW." default:"0.002" group:"Federated training"`
+	BlocksPerRound int      `name:"blocks-per-round" help:"Train only this many blocks per round, moving through the model (0: every block and the head)." default:"0" group:"Federated training"`
+	RoundSeconds   int      `name:"round-seconds" help:"A round that has not committed after this long is skipped." default:"180" group:"Federated training"`
+	DataSeed       uint64   `name:"data-seed" help:"Seed of the local data order." default:"1" group:"Federated training"`
 }
 
 // config builds the run from the flags; without a model it creates the
@@ -70,7 +71,7 @@ func (f *runFlags) config(repo, modelID string) (*node.RunConfig, error) {
 	spec.Roster = slices.Sorted(slices.Values(f.Roster))
 	spec.Rule, spec.Outer, spec.Codec = f.Rule, f.Outer, f.Codec
 	spec.Steps, spec.Rounds, spec.Batch, spec.SeqLen, spec.LR = f.LocalSteps, f.Rounds, f.RunBatch, f.RunSeqLen, f.RunLR
-	spec.RoundSeconds = f.RoundSeconds
+	spec.RoundSeconds, spec.BlocksPerRound = f.RoundSeconds, f.BlocksPerRound
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
