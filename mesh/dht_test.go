@@ -110,12 +110,20 @@ func TestFindProvidersSeveralAndMax(t *testing.T) {
 			t.Fatalf("Provide: %v", err)
 		}
 	}
-	provs, err := ms[3].FindProviders(ctx, c, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(provs) != 3 {
-		t.Fatalf("got %d providers %v, want 3", len(provs), provs)
+	// Provider records spread through the DHT asynchronously: a lookup
+	// right after Provide may see only some of them, so ask until all
+	// three show up.
+	var provs []Provider
+	var err error
+	for {
+		provs, err = ms[3].FindProviders(ctx, c, 10)
+		if err == nil && len(provs) == 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("got %d providers %v (%v), want 3", len(provs), provs, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if provs, err := ms[3].FindProviders(ctx, c, 2); err != nil || len(provs) != 2 {
 		t.Fatalf("max 2: got %v, %v; want 2 providers", provs, err)
