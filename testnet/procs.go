@@ -19,8 +19,9 @@ import (
 // Proc is one node running as a child process.
 type Proc struct {
 	Index  int
+	ID     string // peer id
 	Addr   string // full multiaddr, /ip4/127.0.0.1/tcp/PORT/p2p/ID
-	Blocks [2]int
+	Blocks [2]int // span served (serving meshes only)
 	Cmd    *exec.Cmd
 	Log    string // file receiving the node's stderr
 	HTTP   string // HOST:PORT of the node's HTTP API, if Options.HTTP
@@ -29,7 +30,10 @@ type Proc struct {
 
 // Procs is a mesh of node processes.
 type Procs struct {
-	Model string
+	Model string // the model served (serving meshes)
+	// Run and Spec are the id and spec of the training run (LaunchRun).
+	Run   string
+	Spec  node.RunSpec
 	Nodes []*Proc
 }
 
@@ -44,48 +48,16 @@ func Launch(ctx context.Context, bin string, o Options) (*Procs, error) {
 	}
 	ps := &Procs{Model: id}
 	for i := range o.Nodes {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		key, err := mesh.LoadIdentity(filepath.Join(Repo(o.Dir, i), node.IdentityFile))
-		if err != nil {
-			return nil, err
-		}
-		pid, err := mesh.IDFromKey(key)
-		if err != nil {
-			return nil, err
-		}
-		listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
-		p := &Proc{Index: i, Addr: listen + "/p2p/" + pid, Blocks: spans[i], done: make(chan struct{}),
-			Log: filepath.Join(o.Dir, fmt.Sprintf("node%d.log", i))}
-		args := []string{"node", "--repo", Repo(o.Dir, i), "--listen", listen, "--no-mdns",
-			"--model", id, "--blocks", Blocks(spans[i])}
+		args := []string{"--model", id, "--blocks", Blocks(spans[i])}
 		if i > 0 {
 			args = append(args, "--bootstrap", ps.Nodes[0].Addr)
 		}
-		if o.HTTP {
-			hp, err := freePort()
-			if err != nil {
-				return nil, err
-			}
-			p.HTTP = fmt.Sprintf("127.0.0.1:%d", hp)
-			args = append(args, "--http", p.HTTP)
-		}
-		logf, err := os.Create(p.Log)
+		p, err := ps.start(bin, o.Dir, i, o.HTTP, args)
 		if err != nil {
 			ps.Stop()
 			return nil, err
 		}
-		p.Cmd = exec.Command(bin, args...)
-		p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
-		if err := p.Cmd.Start(); err != nil {
-			logf.Close()
-			ps.Stop()
-			return nil, fmt.Errorf("testnet: start node %d: %w", i, err)
-		}
-		go func() { p.Cmd.Wait(); logf.Close(); close(p.done) }()
-		ps.Nodes = append(ps.Nodes, p)
+		p.Blocks = spans[i]
 	}
 	for _, p := range ps.Nodes {
 		var last error
@@ -113,6 +85,60 @@ func Launch(ctx context.Context, bin string, o Options) (*Procs, error) {
 		}
 	}
 	return ps, nil
+}
+
+// start starts `bin node` for node i of a mesh in dir, on a free loopback
+// port, with the given extra arguments, its stdout and stderr going to
+// dir/node<i>.log, and adds it to ps. The node's repo is Repo(dir, i);
+// its identity key is created there if missing.
+func (ps *Procs) start(bin, dir string, i int, http bool, extra []string) (*Proc, error) {
+	pid, err := PeerID(Repo(dir, i))
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
+	p := &Proc{Index: i, ID: pid, Addr: listen + "/p2p/" + pid, done: make(chan struct{}),
+		Log: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
+	args := append([]string{"node", "--repo", Repo(dir, i), "--listen", listen, "--no-mdns"}, extra...)
+	if http {
+		hp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		p.HTTP = fmt.Sprintf("127.0.0.1:%d", hp)
+		args = append(args, "--http", p.HTTP)
+	}
+	logf, err := os.Create(p.Log)
+	if err != nil {
+		return nil, err
+	}
+	p.Cmd = exec.Command(bin, args...)
+	p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
+	p.Cmd.SysProcAttr = procAttr()
+	if err := p.Cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("testnet: start node %d: %w", i, err)
+	}
+	go func() { p.Cmd.Wait(); logf.Close(); close(p.done) }()
+	ps.Nodes = append(ps.Nodes, p)
+	return p, nil
+}
+
+// PeerID returns the peer id of the node whose repo is dir, creating the
+// repo and its identity key if missing.
+func PeerID(repo string) (string, error) {
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		return "", err
+	}
+	key, err := mesh.LoadIdentity(filepath.Join(repo, node.IdentityFile))
+	if err != nil {
+		return "", err
+	}
+	return mesh.IDFromKey(key)
 }
 
 // Stop sends SIGTERM to every node and waits for them to exit (SIGKILL
