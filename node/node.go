@@ -459,7 +459,7 @@ func (n *Node) loadVersion(ctx context.Context, v *version, sp infer.Span) error
 		if old := n.infer; old != nil {
 			n.prev = old
 			n.wg.Add(1)
-			go n.retire(ctx, old)
+			go n.retire(ctx, old, n.ver())
 		} else {
 			n.mesh.Handle(infer.ProtocolID, n.mux.HandleStream)
 			n.mesh.Handle(infer.GenerateProtocolID, n.mux.HandleClient)

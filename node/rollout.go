@@ -53,8 +53,11 @@ func (n *Node) SwitchVersion(ctx context.Context, id string) error {
 
 // retire drops a replaced version from the mux once it has no sessions
 // or requests left and peers have had time to learn of the switch (their
-// routes planned on the old version still reach it meanwhile).
-func (n *Node) retire(ctx context.Context, old *infer.Service) {
+// routes planned on the old version still reach it meanwhile). Then its
+// shards that the served version does not share stop being announced in
+// the DHT, so a long run does not re-announce every version it made. They
+// stay in the repo: the history of a run is read from the manifest chain.
+func (n *Node) retire(ctx context.Context, old *infer.Service, oldV *version) {
 	defer n.wg.Done()
 	grace := time.Now().Add(n.cfg.PeerTTL)
 	t := time.NewTicker(250 * time.Millisecond)
@@ -77,6 +80,41 @@ func (n *Node) retire(ctx context.Context, old *infer.Service) {
 		}
 		n.mu.Unlock()
 		n.log.Info("node: retired version", "model", old.ModelID())
+		n.release(oldV)
 		return
 	}
+}
+
+// release stops announcing the shards of v that the served version and
+// the run's current base do not use.
+func (n *Node) release(v *version) {
+	if v == nil || v.man == nil {
+		return
+	}
+	keep := map[string]bool{}
+	for _, cur := range []*version{n.ver(), n.runBase()} {
+		if cur != nil && cur.man != nil {
+			for _, o := range cur.man.Objects() {
+				keep[o.String()] = true
+			}
+		}
+	}
+	for _, o := range v.man.Objects() {
+		if keep[o.String()] {
+			continue
+		}
+		if err := n.mesh.Unprovide(o.String()); err != nil {
+			n.log.Debug("node: unannouncing a retired shard", "cid", o, "err", err)
+		}
+	}
+}
+
+// runBase is the base of the run's current round, if the node trains.
+func (n *Node) runBase() *version {
+	if n.run == nil {
+		return nil
+	}
+	n.run.cmu.Lock()
+	defer n.run.cmu.Unlock()
+	return n.run.baseVer
 }

@@ -167,6 +167,7 @@ type runner struct {
 	cmu      sync.Mutex
 	certCopy *consensus.Certificate // lastCert, for other goroutines
 	traffic  []RoundTraffic         // per finished round, newest last (bounded)
+	baseVer  *version               // the current round's base, for release
 
 	gossipSent         atomic.Int64 // bytes of run messages published
 	markSent, markRecv int64        // counters at the start of the round (loop only)
@@ -733,6 +734,9 @@ func (r *runner) countTraffic(round consensus.Round) {
 // run is over.
 func (r *runner) startRound(ctx context.Context, base *baseState) {
 	r.cur, r.round, r.roundAt = base, base.round, time.Now()
+	r.cmu.Lock()
+	r.baseVer = &version{id: base.id, man: base.man}
+	r.cmu.Unlock()
 	if r.contribs == nil {
 		r.contribs, r.bySender, r.fetching = map[string]*contribution{}, map[string]string{}, map[string]bool{}
 	}

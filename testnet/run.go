@@ -43,13 +43,15 @@ type RunOptions struct {
 	Outer        string // sgd or nesterov
 	Codec        string // fp16 or int8
 	InitSeed     uint64 // seed of the new model's weights
+	MaxData      int64  // bytes of text each node reads at most (0: the corpus limit)
 }
 
 // DefaultRunOptions are the settings of `strata testnet`: four nodes
 // training the tiny preset with rounds short enough to watch (on two
 // cores, a round every 10 to 30 seconds).
 func DefaultRunOptions() RunOptions {
-	return RunOptions{Nodes: 4, HTTP: true, Preset: "tiny", LocalSteps: 10, Batch: 4, SeqLen: 128, RoundSeconds: 90}
+	return RunOptions{Nodes: 4, HTTP: true, Preset: "tiny", LocalSteps: 10, Batch: 4, SeqLen: 128, RoundSeconds: 90,
+		MaxData: 8 << 20}
 }
 
 // runArgs are the run flags every participant passes.
@@ -62,6 +64,7 @@ func (o *RunOptions) runArgs(roster []string) []string {
 		}
 	}
 	flag("preset", o.Preset)
+	flag("max-data", strconv.FormatInt(o.MaxData, 10))
 	flag("local-steps", strconv.Itoa(o.LocalSteps))
 	flag("run-batch", strconv.Itoa(o.Batch))
 	flag("run-seq-len", strconv.Itoa(o.SeqLen))

@@ -30,7 +30,7 @@ func TestRunArgs(t *testing.T) {
 	o := DefaultRunOptions()
 	o.Data, o.LR = "data", 0.003
 	got := strings.Join(o.runArgs([]string{"A", "B"}), " ")
-	want := "--train data --roster A,B --rounds 0 --preset tiny --local-steps 10 --run-batch 4 --run-seq-len 128 --run-lr 0.003 --round-seconds 90"
+	want := "--train data --roster A,B --rounds 0 --preset tiny --max-data 8388608 --local-steps 10 --run-batch 4 --run-seq-len 128 --run-lr 0.003 --round-seconds 90"
 	if got != want {
 		t.Errorf("run args\n got %s\nwant %s", got, want)
 	}

@@ -35,6 +35,7 @@ type runFlags struct {
 	RunLR          float32  `name:"run-lr" help:"Peak learning rate of local AdamW." default:"0.002" group:"Federated training"`
 	BlocksPerRound int      `name:"blocks-per-round" help:"Train only this many blocks per round, moving through the model (0: every block and the head)." default:"0" group:"Federated training"`
 	RoundSeconds   int      `name:"round-seconds" help:"A round that has not committed after this long is skipped." default:"180" group:"Federated training"`
+	MaxData        int64    `name:"max-data" help:"Read at most this many bytes of the files under --train (0: up to the corpus limit)." default:"0" group:"Federated training"`
 	DataSeed       uint64   `name:"data-seed" help:"Seed of the local data order." default:"1" group:"Federated training"`
 }
 
@@ -48,7 +49,7 @@ func (f *runFlags) config(repo, modelID string) (*node.RunConfig, error) {
 	if _, err := fmt.Sscanf(f.Part, "%d/%d", &part, &parts); err != nil || parts < 1 || part < 0 || part >= parts {
 		return nil, fmt.Errorf("--part %q is not I/N with 0 ≤ I < N", f.Part)
 	}
-	files, err := textFiles(f.Train, part, parts)
+	files, err := textFiles(f.Train, part, parts, f.MaxData)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +84,11 @@ const maxFileBytes = 4 << 20
 
 // textFiles lists the text files under dir (skipping binary files, hidden
 // directories and files over 4 MiB), sorted by path, and keeps every
-// parts-th one starting at part, up to the corpus limit.
-func textFiles(dir string, part, parts int) ([]string, error) {
+// parts-th one starting at part, up to maxBytes (0: the corpus limit).
+func textFiles(dir string, part, parts int, maxBytes int64) ([]string, error) {
+	if maxBytes <= 0 || maxBytes > train.MaxCorpusBytes {
+		maxBytes = train.MaxCorpusBytes
+	}
 	var all []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -115,7 +119,7 @@ func textFiles(dir string, part, parts int) ([]string, error) {
 		if err != nil || fi.Size() == 0 || fi.Size() > maxFileBytes {
 			continue
 		}
-		if total+fi.Size() > train.MaxCorpusBytes {
+		if total+fi.Size() > maxBytes {
 			break
 		}
 		data, err := os.ReadFile(p)
