@@ -5,7 +5,10 @@ import "strings"
 // Encode tokenizes text exactly as llama2.c run.c's encode():
 //
 //  1. BOS first if bos;
-//  2. the token of " " (a dummy prefix) if text is non-empty;
+//  2. the token of " " (a dummy prefix) if text is non-empty, except for a
+//     byte-level tokenizer (only the unk, BOS, EOS and 256 byte pieces:
+//     ByteTokenizer(MinTokenizerVocab)), whose models are trained on raw
+//     bytes after BOS;
 //  3. each UTF-8 character (a lead byte plus up to three continuation
 //     bytes) becomes its own token if it is a piece, else one byte-fallback
 //     token (byte+3) per byte;
@@ -29,7 +32,7 @@ func (t *Tokenizer) Encode(text string, bos, eos bool) []int {
 	if bos {
 		toks = append(toks, BOS)
 	}
-	if text != "" {
+	if text != "" && !t.bytesOnly {
 		if id, ok := t.lookup[" "]; ok {
 			toks = append(toks, id)
 		} else {

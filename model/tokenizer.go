@@ -31,12 +31,19 @@ type Tokenizer struct {
 	scores    []float32
 	maxTokLen int
 	lookup    map[string]int // piece → lowest id with that piece
+	// bytesOnly: the vocabulary is exactly unk, BOS, EOS and the 256 byte
+	// pieces, the tokenizer of byte-level models (see Encode).
+	bytesOnly bool
 }
 
 // newTokenizer builds the lookup table. Pieces must be NUL-free.
 func newTokenizer(pieces []string, scores []float32, maxTokLen int) *Tokenizer {
 	t := &Tokenizer{pieces: pieces, scores: scores, maxTokLen: maxTokLen,
 		lookup: make(map[string]int, len(pieces))}
+	t.bytesOnly = len(pieces) == MinTokenizerVocab
+	for b := 0; t.bytesOnly && b < 256; b++ {
+		t.bytesOnly = pieces[3+b] == byteNames[b]
+	}
 	for i, p := range pieces {
 		if _, dup := t.lookup[p]; !dup {
 			t.lookup[p] = i
@@ -238,3 +245,12 @@ func SafePrint(piece string) string {
 	}
 	return piece
 }
+
+// byteNames are the byte pieces "<0x00>" … "<0xFF>".
+var byteNames = func() (names [256]string) {
+	const hex = "0123456789ABCDEF"
+	for b := range names {
+		names[b] = "<0x" + string(hex[b>>4]) + string(hex[b&15]) + ">"
+	}
+	return names
+}()
