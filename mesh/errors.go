@@ -23,4 +23,6 @@ var (
 	ErrNoProviders = errors.New("mesh: no providers found")
 	// ErrNoDHTPeers means the DHT has no peers to announce to yet.
 	ErrNoDHTPeers = errors.New("mesh: no DHT peers")
+	// ErrBadSwarmKey means a private swarm key file could not be decoded.
+	ErrBadSwarmKey = errors.New("mesh: bad swarm key")
 )
