@@ -19,6 +19,10 @@ type Config struct {
 	Bootstrap []string
 	// MDNS enables LAN discovery.
 	MDNS bool
+	// PSK, if set, is a private swarm key (32 bytes, see
+	// mesh.LoadSwarmKey): only nodes holding the same key can connect.
+	// Listen must then hold TCP addresses only.
+	PSK []byte
 	// Model is the CID of the model to serve; empty means the only model
 	// in the repo, or none if the repo holds no model.
 	Model string

@@ -212,7 +212,7 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	n.cancel = cancel
 	n.mesh, err = mesh.New(ctx, mesh.Config{
-		Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, MDNS: cfg.MDNS, Logger: log,
+		Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, MDNS: cfg.MDNS, Logger: log, PSK: cfg.PSK,
 		Protocols: []mesh.ProtocolLimit{
 			{ID: infer.ProtocolID, StreamsInbound: 1024, StreamsOutbound: 1024, Memory: 1 << 30},
 			{ID: infer.GenerateProtocolID, StreamsInbound: 256, StreamsOutbound: 64, Memory: 256 << 20},

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/strata-mesh/strata/infer"
+	"github.com/strata-mesh/strata/mesh"
 	"github.com/strata-mesh/strata/node"
 )
 
@@ -19,6 +20,7 @@ type nodeCmd struct {
 	MaxBlocks int      `name:"max-blocks" help:"With --blocks auto, the most blocks to hold (default: what half the free memory fits)."`
 	HTTP      string   `name:"http" help:"Serve the HTTP API (OpenAI-compatible /v1, /api/status) on HOST:PORT."`
 	Follow    string   `help:"Serve the newest committed version of this training run (its id, as strata rounds prints), switching as rounds commit."`
+	SwarmKey  string   `name:"swarm-key" help:"Private swarm key file (go-ipfs swarm.key format): only nodes with the same key can connect. QUIC listen addresses are dropped (private swarms run over TCP)." type:"path"`
 
 	runFlags `embed:"" prefix:""`
 }
@@ -28,6 +30,16 @@ func (c *nodeCmd) Run(e *env) error {
 		Repo: c.Repo, Listen: c.Listen, Bootstrap: c.Bootstrap, MDNS: !c.NoMDNS,
 		Model: c.Model, Blocks: c.Blocks, MaxBlocks: c.MaxBlocks, HTTP: c.HTTP, Follow: c.Follow, Logger: e.log,
 		Progress: progressFunc(),
+	}
+	if c.SwarmKey != "" {
+		psk, err := mesh.LoadSwarmKey(c.SwarmKey)
+		if err != nil {
+			return err
+		}
+		cfg.PSK, cfg.Listen = psk, tcpOnly(c.Listen)
+		if len(cfg.Listen) == 0 {
+			return fmt.Errorf("strata: --swarm-key needs a TCP --listen address; QUIC cannot carry a private swarm")
+		}
 	}
 	if c.Train != "" {
 		run, err := c.runFlags.config(c.Repo, c.Model)
@@ -50,6 +62,17 @@ func (c *nodeCmd) Run(e *env) error {
 	<-e.ctx.Done()
 	e.log.Info("shutting down")
 	return n.Close()
+}
+
+// tcpOnly drops QUIC addresses, which a private swarm cannot use.
+func tcpOnly(listen []string) []string {
+	var out []string
+	for _, a := range listen {
+		if !strings.Contains(a, "/quic") {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func orNone(s string) string {
