@@ -38,6 +38,7 @@ var (
 // drop them at each GC).
 type job struct {
 	out, w, x []float32
+	q         *QMatrix // MatVecQ, MatMulQ: the matrix (w is nil)
 	cols      int
 	n         int // vectors; 0 for a MatVec
 	ostride   int // MatMul: distance in out between vectors
@@ -68,7 +69,7 @@ func getJob() *job {
 }
 
 func putJob(j *job) {
-	j.out, j.w, j.x = nil, nil, nil
+	j.out, j.w, j.x, j.q = nil, nil, nil, nil
 	select {
 	case freeJobs <- j:
 	default:
@@ -101,6 +102,14 @@ func worker() {
 }
 
 func (j *job) run(lo, hi int) {
+	if j.q != nil {
+		if j.n == 0 {
+			matVecQ(j.out, j.q, j.x, lo, hi)
+		} else {
+			matMulQ(j.out, j.q, j.x, j.n, j.ostride, lo, hi)
+		}
+		return
+	}
 	if j.n == 0 {
 		matVec(j.out[lo:hi], j.w[lo*j.cols:hi*j.cols], j.x, j.cols)
 		return
