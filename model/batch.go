@@ -213,14 +213,15 @@ func (b *Batch) block(states []*State, xs [][]float32, pos []int, w *Block, li i
 	xb, xb2, q := b.xb[:n*dim], b.xb2[:n*dim], b.q[:n*dim]
 	k, v := b.k[:n*kvDim], b.v[:n*kvDim]
 	hb, hb2 := b.hb[:n*hid], b.hb2[:n*hid]
+	qw := quantOf(w)
 
 	// Attention.
 	for j, x := range xs {
 		tensor.RMSNorm(xb[j*dim:(j+1)*dim], x, w.AttNorm, c.NormEps)
 	}
-	tensor.MatMul(q, w.Wq, xb, dim, dim, n)
-	tensor.MatMul(k, w.Wk, xb, kvDim, dim, n)
-	tensor.MatMul(v, w.Wv, xb, kvDim, dim, n)
+	matMul(q, w.Wq, qw.Wq, xb, dim, dim, n)
+	matMul(k, w.Wk, qw.Wk, xb, kvDim, dim, n)
+	matMul(v, w.Wv, qw.Wv, xb, kvDim, dim, n)
 	for j, s := range states {
 		cos, sin := b.cos[j*hh:(j+1)*hh], b.sin[j*hh:(j+1)*hh]
 		kj := k[j*kvDim : (j+1)*kvDim]
@@ -241,7 +242,7 @@ func (b *Batch) block(states []*State, xs [][]float32, pos []int, w *Block, li i
 			weightedSum(out[h*hs:(h+1)*hs], att, vals, kvDim, off)
 		}
 	}
-	tensor.MatMul(xb2, w.Wo, xb, dim, dim, n)
+	matMul(xb2, w.Wo, qw.Wo, xb, dim, dim, n)
 	for j, x := range xs {
 		tensor.Add(x, xb2[j*dim:(j+1)*dim])
 	}
@@ -250,10 +251,10 @@ func (b *Batch) block(states []*State, xs [][]float32, pos []int, w *Block, li i
 	for j, x := range xs {
 		tensor.RMSNorm(xb[j*dim:(j+1)*dim], x, w.FFNNorm, c.NormEps)
 	}
-	tensor.MatMul(hb, w.W1, xb, hid, dim, n)
-	tensor.MatMul(hb2, w.W3, xb, hid, dim, n)
+	matMul(hb, w.W1, qw.W1, xb, hid, dim, n)
+	matMul(hb2, w.W3, qw.W3, xb, hid, dim, n)
 	tensor.SiLUMul(hb, hb2)
-	tensor.MatMul(xb, w.W2, hb, dim, hid, n)
+	matMul(xb, w.W2, qw.W2, hb, dim, hid, n)
 	for j, x := range xs {
 		tensor.Add(x, xb[j*dim:(j+1)*dim])
 	}

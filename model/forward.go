@@ -122,14 +122,15 @@ func (m *Model) block(s *State, b *Block, li int, x []float32, pos int) {
 	dim, kvDim, hid, hs := c.Dim, c.KVDim(), c.HiddenDim, c.HeadSize()
 	kvMul := c.NHeads / c.NKVHeads
 	keys, vals := s.key[li], s.val[li]
+	qb := quantOf(b)
 	k := keys[pos*kvDim : (pos+1)*kvDim]
 	v := vals[pos*kvDim : (pos+1)*kvDim]
 
 	// Attention.
 	tensor.RMSNorm(s.xb, x, b.AttNorm, c.NormEps)
-	tensor.MatVec(s.q, b.Wq, s.xb, dim, dim)
-	tensor.MatVec(k, b.Wk, s.xb, kvDim, dim)
-	tensor.MatVec(v, b.Wv, s.xb, kvDim, dim)
+	matVec(s.q, b.Wq, qb.Wq, s.xb, dim, dim)
+	matVec(k, b.Wk, qb.Wk, s.xb, kvDim, dim)
+	matVec(v, b.Wv, qb.Wv, s.xb, kvDim, dim)
 	tensor.RoPE(s.q, s.cos, s.sin)
 	tensor.RoPE(k, s.cos, s.sin)
 
@@ -141,15 +142,15 @@ func (m *Model) block(s *State, b *Block, li int, x []float32, pos int) {
 		tensor.Softmax(att)
 		weightedSum(s.xb[h*hs:(h+1)*hs], att, vals, kvDim, off)
 	}
-	tensor.MatVec(s.xb2, b.Wo, s.xb, dim, dim)
+	matVec(s.xb2, b.Wo, qb.Wo, s.xb, dim, dim)
 	tensor.Add(x, s.xb2)
 
 	// Feed-forward (SwiGLU).
 	tensor.RMSNorm(s.xb, x, b.FFNNorm, c.NormEps)
-	tensor.MatVec(s.hb, b.W1, s.xb, hid, dim)
-	tensor.MatVec(s.hb2, b.W3, s.xb, hid, dim)
+	matVec(s.hb, b.W1, qb.W1, s.xb, hid, dim)
+	matVec(s.hb2, b.W3, qb.W3, s.xb, hid, dim)
 	tensor.SiLUMul(s.hb, s.hb2)
-	tensor.MatVec(s.xb, b.W2, s.hb, dim, hid)
+	matVec(s.xb, b.W2, qb.W2, s.hb, dim, hid)
 	tensor.Add(x, s.xb)
 }
 

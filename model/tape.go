@@ -67,12 +67,16 @@ func (m *Model) TapeBytes(lo, hi, seqLen int, head bool) int64 {
 
 // NewTape allocates a Tape for sequences of up to seqLen positions through
 // blocks [lo, hi) and, if head, the embedding, final norm and classifier.
-// It panics if the span is invalid or holds an unloaded block, if head is set
+// It panics if the span is invalid or holds an unloaded or quantized block
+// (check with CheckTrainable), if head is set
 // and the head is not loaded, or if seqLen is outside [1, SeqLen].
 // TapeBytes tells the memory it takes.
 func (m *Model) NewTape(lo, hi, seqLen int, head bool) *Tape {
 	c := m.Config
 	if err := m.CheckSpan(lo, hi); err != nil {
+		panic(err)
+	}
+	if err := m.CheckTrainable(lo, hi); err != nil {
 		panic(err)
 	}
 	if head && m.Head == nil {

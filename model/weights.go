@@ -9,7 +9,8 @@ type Tensor struct {
 }
 
 // Block holds the weights of one transformer block. Matrices are row-major
-// [out][in]: y[i] = Σ_j W[i*in+j]·x[j].
+// [out][in]: y[i] = Σ_j W[i*in+j]·x[j]. A quantized block has its matrices
+// in Quant and Wq..W3 nil; its norms stay float32.
 type Block struct {
 	AttNorm []float32 // [dim]
 	Wq      []float32 // [dim][dim]
@@ -20,6 +21,8 @@ type Block struct {
 	W1      []float32 // [hidden][dim]
 	W2      []float32 // [dim][hidden]
 	W3      []float32 // [hidden][dim]
+
+	Quant *QuantBlock // the seven matrices, quantized; nil for float32
 }
 
 // Head holds everything outside the blocks: the token embedding, the final
