@@ -54,6 +54,10 @@ type ProtocolLimit struct {
 	// PeerStreamsInbound and PeerStreamsOutbound cap one peer's streams.
 	PeerStreamsInbound  int
 	PeerStreamsOutbound int
+	// PeerStreamRate and PeerStreamBurst, if set, replace
+	// Config.StreamRate and Config.StreamBurst for this protocol.
+	PeerStreamRate  float64
+	PeerStreamBurst int
 }
 
 // Config configures New. Key and Listen are required.
@@ -96,6 +100,15 @@ type Config struct {
 	// KeepInterval is how often known but disconnected peers are
 	// considered for redialling; zero means DefaultKeepInterval.
 	KeepInterval time.Duration
+	// StreamRate and StreamBurst rate-limit the inbound streams of every
+	// protocol registered with Handle: one token bucket per remote peer
+	// and protocol, refilled at StreamRate tokens per second up to
+	// StreamBurst; a stream arriving at an empty bucket is reset before
+	// its handler runs. Zero means DefaultStreamRate and
+	// DefaultStreamBurst. This comes on top of the resource manager's
+	// limits, which bound concurrent streams, not their rate.
+	StreamRate  float64
+	StreamBurst int
 }
 
 // Validate reports whether the config can be used; errors wrap
@@ -153,6 +166,8 @@ func (c *Config) Validate() error {
 			return bad("protocol %s: stream limits are zero, which would block it entirely", p.ID)
 		case p.Memory <= 0:
 			return bad("protocol %s: Memory must be positive", p.ID)
+		case !(p.PeerStreamRate >= 0) || p.PeerStreamBurst < 0:
+			return bad("protocol %s: negative stream rate or burst", p.ID)
 		}
 		seen[p.ID] = true
 	}
@@ -174,6 +189,9 @@ func (c *Config) Validate() error {
 	}
 	if r := c.reprovide(); r >= ProvideValidity {
 		return bad("ReprovideInterval %v must be below ProvideValidity %v, or records expire before they are renewed", r, ProvideValidity)
+	}
+	if !(c.StreamRate >= 0) || c.StreamBurst < 0 {
+		return bad("negative StreamRate or StreamBurst")
 	}
 	if len(c.PSK) != 0 && len(c.PSK) != 32 {
 		return bad("PSK is %d bytes, want 32", len(c.PSK))
@@ -215,6 +233,32 @@ func (c *Config) keep() time.Duration {
 		return DefaultKeepInterval
 	}
 	return c.KeepInterval
+}
+
+// limits returns the stream rate limiter the config asks for.
+func (c *Config) limits() *limiter {
+	def := rateSpec{rate: c.StreamRate, burst: float64(c.StreamBurst)}
+	if def.rate == 0 {
+		def.rate = DefaultStreamRate
+	}
+	if def.burst == 0 {
+		def.burst = DefaultStreamBurst
+	}
+	proto := make(map[protocol.ID]rateSpec)
+	for _, p := range c.Protocols {
+		if p.PeerStreamRate == 0 && p.PeerStreamBurst == 0 {
+			continue
+		}
+		s := def
+		if p.PeerStreamRate > 0 {
+			s.rate = p.PeerStreamRate
+		}
+		if p.PeerStreamBurst > 0 {
+			s.burst = float64(p.PeerStreamBurst)
+		}
+		proto[p.ID] = s
+	}
+	return newLimiter(def, proto)
 }
 
 func isQUIC(m ma.Multiaddr) bool {

@@ -40,6 +40,15 @@
 //   - Handle and Open keep libp2p types inside this package: protocols above
 //     see an io.ReadWriteCloser and a peer id string. Open uses at most 32
 //     advertised addresses and skips malformed ones or ones of other peers.
+//   - Every protocol registered with Handle is rate-limited per remote
+//     peer: a token bucket per (peer, protocol) refilled at StreamRate per
+//     second up to StreamBurst (ProtocolLimit may override both). A stream
+//     arriving at an empty bucket is reset before its handler runs, and a
+//     warning names the peer at most once a minute. The buckets take
+//     bounded memory: idle ones are forgotten.
+//   - With Config.PSK the host only speaks to peers holding the same
+//     32-byte key (libp2p private networks, TCP only); LoadSwarmKey reads
+//     the go-ipfs swarm.key file format.
 //   - ReadFrame/WriteFrame carry one u32 big-endian length-prefixed payload.
 //     ReadFrame never allocates more than its max argument (and grows large
 //     bodies only as bytes arrive), returns io.EOF

@@ -32,6 +32,7 @@ type Mesh struct {
 	mdns mdns.Service
 	dht  *dht.IpfsDHT // nil with Config.NoDHT
 	keep network.Notifiee
+	lim  *limiter // per-peer stream rate limits of Handle
 
 	rmin, rmax     time.Duration // redial backoff bounds
 	connLow        int
@@ -113,6 +114,7 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	rmin, rmax := cfg.retry()
 	m := &Mesh{
 		h: h, cm: cm, log: log, ctx: bctx, cancel: cancel,
+		lim:  cfg.limits(),
 		rmin: rmin, rmax: rmax, connLow: low,
 		keepEvery: cfg.keep(), reprovideEvery: cfg.reprovide(),
 		known:    make(map[peer.ID]*knownPeer),

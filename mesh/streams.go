@@ -21,13 +21,28 @@ import (
 type StreamHandler func(rw io.ReadWriteCloser, remote string)
 
 // Handle registers h for inbound streams of proto. Protocols above the mesh
-// use it so that they need no libp2p types of their own.
+// use it so that they need no libp2p types of their own. Inbound streams
+// are rate-limited per remote peer (see Config.StreamRate): a stream over
+// the limit is reset without reaching h.
 func (m *Mesh) Handle(proto string, h StreamHandler) {
-	m.h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) {
+	id := protocol.ID(proto)
+	m.h.SetStreamHandler(id, func(s network.Stream) {
+		remote := s.Conn().RemotePeer()
+		if ok, warn := m.lim.allow(remote, id, time.Now()); !ok {
+			s.Reset()
+			if warn > 0 {
+				m.log.Warn("mesh: peer opens streams too fast; resetting them", "peer", remote, "protocol", proto, "refused", warn)
+			}
+			return
+		}
 		defer s.Close()
-		h(s, s.Conn().RemotePeer().String())
+		h(s, remote.String())
 	})
 }
+
+// StreamsRefused is the number of inbound streams reset so far because
+// their peer exceeded its stream rate on a protocol.
+func (m *Mesh) StreamsRefused() uint64 { return m.lim.stats() }
 
 // Open opens a stream of proto to the peer with id peerID, dialling addrs
 // (multiaddrs, with or without the /p2p/ suffix) if there is no connection
