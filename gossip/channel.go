@@ -28,7 +28,9 @@ type Channel struct {
 
 // Join joins topic name. check runs on every message before it is relayed
 // (our own included); a message it refuses is dropped and counts against
-// the peer that sent it. deliver is called, from one goroutine and in
+// the peer that sent it (a few refusals graylist the peer: see
+// GraylistThreshold), so check must refuse only what an honest peer of
+// the same protocol never sends. deliver is called, from one goroutine and in
 // arrival order, with every accepted message from another peer; it must
 // not block for long. Messages over maxSize bytes (at most
 // MaxChannelMessage) are refused.
@@ -55,6 +57,11 @@ func (g *Gossip) Join(name string, maxSize int, check func(from string, data []b
 	if err != nil {
 		_ = g.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("gossip: join %s: %w", name, err)
+	}
+	if err := topic.SetScoreParams(channelScoreParams()); err != nil {
+		topic.Close()
+		_ = g.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("gossip: score %s: %w", name, err)
 	}
 	sub, err := topic.Subscribe(pubsub.WithBufferSize(256))
 	if err != nil {

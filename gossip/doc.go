@@ -13,6 +13,17 @@
 //     and impersonating messages are rejected (misbehaviour, penalised by
 //     GossipSub); stale ones (timestamp outside ±MaxSkew of the local clock,
 //     or Seq not newer than the last accepted from that peer) are ignored.
+//   - GossipSub peer scoring is on for every topic: the advert topic with
+//     advertScoreParams, every Channel with channelScoreParams. A rejected
+//     message costs its sender 10·n² (n: its decaying count of rejected
+//     messages on the topic, back to 1% after 30 minutes), so two
+//     rejections cross GossipThreshold (no gossip to or from it), three
+//     PublishThreshold (no flood publishing to it) and four
+//     GraylistThreshold, below which every RPC from the peer is dropped
+//     unread, valid messages included. Scores are kept 10 minutes after a
+//     peer disconnects; Scores reports them. Validators must therefore
+//     Reject only what an honest peer never sends (malformed, oversized,
+//     impersonating); stale or unwanted messages are Ignored.
 //   - Table is a pure, mutex-guarded map from peer to newest advert: it takes
 //     the time as an argument, keeps only the highest Seq per peer, holds at
 //     most MaxPeers peers, and forgets peers silent for longer than its TTL

@@ -85,6 +85,7 @@ type Gossip struct {
 	onUpdate func(Advert)
 
 	accepted, rejected, ignored atomic.Uint64
+	scores                      atomic.Pointer[map[peer.ID]float64]
 
 	closeOnce sync.Once
 }
@@ -99,7 +100,8 @@ func (g *Gossip) Stats() Stats {
 	return Stats{Accepted: g.accepted.Load(), Rejected: g.rejected.Load(), Ignored: g.ignored.Load()}
 }
 
-// New starts GossipSub on h (StrictSign, peer exchange, flood publish),
+// New starts GossipSub on h (StrictSign, peer exchange, flood publish,
+// peer scoring: see GraylistThreshold),
 // registers the advert validator, subscribes to Topic and starts the
 // receive goroutine. Only one Gossip (one PubSub) may run per host. The
 // service stops when ctx is cancelled or Close is called.
@@ -141,6 +143,8 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Gossip, error) {
 		pubsub.WithPeerExchange(true),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithMaxMessageSize(maxMsg),
+		pubsub.WithPeerScore(scoreParams(), scoreThresholds()),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.inspectScores), scoreInspectEvery),
 		pubsub.WithLogger(log.With("component", "pubsub")),
 	)
 	if err != nil {
