@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/strata-mesh/strata/tensor"
 )
 
 // Limits of the tensor container. They bound what a hostile file can make a
@@ -36,9 +38,16 @@ type DType string
 const (
 	F32 DType = "F32" // IEEE-754 binary32, little-endian
 	U8  DType = "U8"  // raw bytes
+	// Q8_0 and Q4_0 are block-quantized matrices (tensor.Q8_0,
+	// tensor.Q4_0): the last dimension is split into blocks of 32 values,
+	// the last block of each row padded, each block stored as a binary16
+	// scale and its quantized values (34 and 18 bytes a block).
+	Q8_0 DType = "Q8_0"
+	Q4_0 DType = "Q4_0"
 )
 
-// Size returns the width of one element in bytes, or 0 for an unknown type.
+// Size returns the width of one element in bytes, or 0 for an unknown or
+// block-quantized type.
 func (d DType) Size() int {
 	switch d {
 	case F32:
@@ -47,6 +56,28 @@ func (d DType) Size() int {
 		return 1
 	}
 	return 0
+}
+
+// QFormat returns the quantized format of a block-quantized dtype, or 0.
+func (d DType) QFormat() tensor.QFormat {
+	switch d {
+	case Q8_0:
+		return tensor.Q8_0
+	case Q4_0:
+		return tensor.Q4_0
+	}
+	return 0
+}
+
+// QDType is the container dtype of a quantized format ("" for others).
+func QDType(f tensor.QFormat) DType {
+	switch f {
+	case tensor.Q8_0:
+		return Q8_0
+	case tensor.Q4_0:
+		return Q4_0
+	}
+	return ""
 }
 
 // Tensor is one named array in a container: raw little-endian element
@@ -267,22 +298,36 @@ func Decode(data []byte) (*File, error) {
 	return f, nil
 }
 
-// byteSize returns product(shape) × dtype size, rejecting unknown dtypes,
-// negative dimensions, excessive rank and overflow.
+// byteSize returns product(shape) × dtype size (for a block-quantized
+// dtype: product of the leading dimensions × the blocks of the last ×
+// block size), rejecting unknown dtypes, negative dimensions, excessive
+// rank and overflow.
 func byteSize(d DType, shape []int) (uint64, error) {
 	es := d.Size()
-	if es == 0 {
-		return 0, fmt.Errorf("%w: unknown dtype %q (want F32 or U8)", ErrFormat, d)
+	qf := d.QFormat()
+	if es == 0 && qf == 0 {
+		return 0, fmt.Errorf("%w: unknown dtype %.32q (want F32, U8, Q8_0 or Q4_0)", ErrFormat, d)
 	}
 	if len(shape) > MaxRank {
 		return 0, fmt.Errorf("%w: rank %d exceeds %d", ErrFormat, len(shape), MaxRank)
 	}
+	if qf != 0 && len(shape) == 0 {
+		return 0, fmt.Errorf("%w: a %s tensor needs at least one dimension", ErrFormat, d)
+	}
 	n := uint64(es)
-	for _, dim := range shape {
+	if qf != 0 {
+		n = 1
+	}
+	for i, dim := range shape {
 		if dim < 0 {
 			return 0, fmt.Errorf("%w: negative dimension in shape %v", ErrFormat, shape)
 		}
-		hi, lo := bits.Mul64(n, uint64(dim))
+		f := uint64(dim)
+		if qf != 0 && i == len(shape)-1 {
+			// Rows of dim values take whole blocks (no overflow: dim ≤ MaxInt).
+			f = (f + tensor.QBlockLen - 1) / tensor.QBlockLen * uint64(qf.BlockBytes())
+		}
+		hi, lo := bits.Mul64(n, f)
 		if hi != 0 || lo > math.MaxInt {
 			return 0, fmt.Errorf("%w: shape %v of %s overflows", ErrFormat, shape, d)
 		}

@@ -212,6 +212,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(container(`{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}`, []byte{1, 2, 3, 4}))
 	f.Add(container(`{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}`, []byte{1, 2, 3, 4}))
 	f.Add([]byte{255, 255, 255, 255, 255, 255, 255, 255})
+	f.Add(container(`{"q":{"dtype":"Q4_0","shape":[2,33],"data_offsets":[0,72]}}`, make([]byte, 72)))
+	f.Add(container(`{"q":{"dtype":"Q8_0","shape":[1,32],"data_offsets":[0,34]}}`, make([]byte, 34)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Decode(data)
 		if err != nil {

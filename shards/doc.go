@@ -21,14 +21,20 @@
 // The header is one JSON object. The optional key "__metadata__" maps to an
 // object of string values. Every other key is a tensor name mapping to
 //
-//	{"dtype": "F32" | "U8", "shape": [d0, d1, ...], "data_offsets": [begin, end]}
+//	{"dtype": "F32" | "U8" | "Q8_0" | "Q4_0", "shape": [d0, d1, ...], "data_offsets": [begin, end]}
 //
 // where the offsets are relative to the start of the data section and
 // end-begin = product(shape) × 4 for F32, × 1 for U8 (product of [] is 1).
+// Q8_0 and Q4_0 are block-quantized (package tensor, QFormat): the last
+// dimension is cut into blocks of 32 values, the last block of each row
+// padded with zeros, and each block is a little-endian binary16 scale
+// followed by 32 int8 values (Q8_0, 34 bytes) or 16 bytes of 4-bit values
+// (Q4_0, 18 bytes); end-begin = product(leading dims) × ⌈d_last/32⌉ ×
+// block size, and the rank is at least 1.
 //
 // Decode accepts any valid container and rejects, with ErrFormat: a header
 // length over MaxHeaderSize or the file; malformed JSON, duplicate keys,
-// unknown fields; dtypes other than F32 and U8; more than MaxRank
+// unknown fields; dtypes other than these four; more than MaxRank
 // dimensions; sizes that overflow or disagree with the offsets; and tensor
 // data that overlaps, leaves a gap, or leaves trailing bytes.
 //
@@ -40,8 +46,11 @@
 //
 // # Shards
 //
-// Block shard i holds the F32 tensors of transformer block i, named as
-// model.Block.Tensors names them, with metadata
+// Block shard i holds the tensors of transformer block i, named as
+// model.Block.Tensors names them: all F32, or, for a quantized model, the
+// two norms in F32 and the seven matrices [rows, cols] all in Q8_0 or all
+// in Q4_0 (DecodeBlock checks every scale is finite and every padding
+// value zero, so a quantized block has exactly one encoding); with metadata
 // {"strata.kind":"block","strata.index":"<i>"}. The head shard holds the
 // token embedding, final norm and (when not shared) classifier as F32
 // tensors, plus the tokenizer as a U8 tensor "tokenizer" holding the
@@ -55,6 +64,7 @@
 // A manifest is compact JSON with fields in this order:
 //
 //	{"format":"strata/manifest/1","name":"…","config":{…model.Config…},
+//	 ["weights":"q8_0"|"q4_0",]
 //	 "head":{"cid":"bafk…","size":N[,"chunks":[…]]},
 //	 "blocks":[{"cid":…,"size":…[,"chunks":[…]]}, …],
 //	 "chunk_size":1048576,"parent":"bafk…" or ""}
@@ -63,7 +73,10 @@
 // chunk_size piece (the last one shorter), as 64 lowercase hex digits, so a
 // fetcher can verify each piece as it arrives (Manifest.VerifyChunk). A
 // shard of at most one chunk has no list; its CID verifies it. "parent" is
-// the CID of the manifest this version was trained from.
+// the CID of the manifest this version was trained from. "weights" names
+// the format of every block's matrices when the model is quantized and is
+// absent for float32 (so float32 manifests and their CIDs are as before);
+// Load checks each block against it. The head stays F32.
 //
 // The model id is the CID of the manifest. To give every model exactly one
 // id, DecodeManifest accepts only the canonical encoding that

@@ -50,7 +50,7 @@ func ImportRound(st *Store, m *model.Model, tok *model.Tokenizer, name string, p
 	if err := cfg.Validate(); err != nil {
 		return cid.Undef, nil, fmt.Errorf("%w: import: %w", ErrShard, err)
 	}
-	if m.Head == nil || len(m.Blocks) != cfg.NLayers {
+	if m.Head == nil || len(m.Blocks) != cfg.NLayers || m.Blocks[0] == nil {
 		return cid.Undef, nil, fmt.Errorf("%w: import needs the head and all %d blocks", ErrShard, cfg.NLayers)
 	}
 	if tok == nil {
@@ -60,7 +60,20 @@ func ImportRound(st *Store, m *model.Model, tok *model.Tokenizer, name string, p
 		}
 		tok = model.ByteTokenizer(cfg.VocabSize)
 	}
+	format := m.Blocks[0].Format()
+	for i, b := range m.Blocks {
+		if b == nil {
+			return cid.Undef, nil, fmt.Errorf("%w: import needs all %d blocks; block %d is missing", ErrShard, cfg.NLayers, i)
+		}
+		if b.Format() != format {
+			return cid.Undef, nil, fmt.Errorf("%w: import: block %d is %s, block 0 is %s; a model has one weight format",
+				ErrShard, i, b.Format(), format)
+		}
+	}
 	man := &Manifest{Format: ManifestFormat, Name: name, Config: cfg, ChunkSize: DefaultChunkSize, Parent: parent, Round: round}
+	if format != 0 {
+		man.Weights = format.String()
+	}
 	put := func(data []byte) (Ref, error) {
 		if _, err := st.Put(data); err != nil {
 			return Ref{}, err
@@ -141,6 +154,10 @@ func Load(st *Store, modelCID cid.Cid, lo, hi int, withHead bool) (*model.Model,
 		}
 		if m.Blocks[i], err = DecodeBlock(man.Config, i, data); err != nil {
 			return nil, nil, nil, fmt.Errorf("shards: load block %d (%s): %w", i, man.Blocks[i].CID, err)
+		}
+		if f, _ := man.WeightFormat(); m.Blocks[i].Format() != f {
+			return nil, nil, nil, fmt.Errorf("shards: load block %d (%s): %w: weights are %s, the manifest says %s",
+				i, man.Blocks[i].CID, ErrShard, m.Blocks[i].Format(), f)
 		}
 	}
 	return m, tok, man, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/strata-mesh/strata/model"
+	"github.com/strata-mesh/strata/tensor"
 )
 
 // ManifestFormat is the value of the manifest's "format" field.
@@ -63,9 +64,12 @@ type Ref struct {
 // of every block, the head shard and the version it was derived from. The
 // model id is the CID of its canonical encoding (see CID).
 type Manifest struct {
-	Format    string // ManifestFormat
-	Name      string
-	Config    model.Config
+	Format string // ManifestFormat
+	Name   string
+	Config model.Config
+	// Weights is the format of the blocks' matrices: "" for float32, or
+	// "q8_0" / "q4_0" (tensor.QFormat names) when every block is quantized.
+	Weights   string
 	Head      Ref
 	Blocks    []Ref // Blocks[i] is transformer block i; len == Config.NLayers
 	ChunkSize int
@@ -151,6 +155,7 @@ type wireManifest struct {
 	Format    string       `json:"format"`
 	Name      string       `json:"name"`
 	Config    model.Config `json:"config"`
+	Weights   string       `json:"weights,omitempty"`
 	Head      wireRef      `json:"head"`
 	Blocks    []wireRef    `json:"blocks"`
 	ChunkSize int          `json:"chunk_size"`
@@ -201,6 +206,20 @@ func (m *Manifest) VerifyChunk(ref Ref, i int, data []byte) error {
 	return nil
 }
 
+// WeightFormat returns the weight format Weights names: 0 for float32 (""),
+// tensor.Q8_0 or tensor.Q4_0. Any other value is an error wrapping
+// ErrManifest.
+func (m *Manifest) WeightFormat() (tensor.QFormat, error) {
+	if m.Weights == "" {
+		return 0, nil
+	}
+	f, err := tensor.ParseQFormat(m.Weights)
+	if err != nil {
+		return 0, fmt.Errorf("%w: weights: %w", ErrManifest, err)
+	}
+	return f, nil
+}
+
 // Objects lists the CIDs of every shard: the head, then blocks in order.
 func (m *Manifest) Objects() []cid.Cid {
 	out := make([]cid.Cid, 0, 1+len(m.Blocks))
@@ -225,6 +244,9 @@ func (m *Manifest) Validate() error {
 	}
 	if err := m.Config.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrManifest, err)
+	}
+	if _, err := m.WeightFormat(); err != nil {
+		return err
 	}
 	if len(m.Blocks) != m.Config.NLayers {
 		return fmt.Errorf("%w: %d block refs for n_layers %d", ErrManifest, len(m.Blocks), m.Config.NLayers)
@@ -282,6 +304,7 @@ func (m *Manifest) Encode() ([]byte, error) {
 		Format:    m.Format,
 		Name:      m.Name,
 		Config:    m.Config,
+		Weights:   m.Weights,
 		Head:      toWire(m.Head),
 		Blocks:    make([]wireRef, len(m.Blocks)),
 		ChunkSize: m.ChunkSize,
@@ -334,6 +357,7 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 		Format:    w.Format,
 		Name:      w.Name,
 		Config:    w.Config,
+		Weights:   w.Weights,
 		Blocks:    make([]Ref, len(w.Blocks)),
 		ChunkSize: w.ChunkSize,
 		Round:     w.Round,

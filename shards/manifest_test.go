@@ -200,6 +200,9 @@ func FuzzDecodeManifest(f *testing.F) {
 	m.Round = testRound()
 	withRound, _ := m.Encode()
 	f.Add(withRound)
+	m.Weights = "q4_0"
+	quantized, _ := m.Encode()
+	f.Add(quantized)
 	f.Add([]byte(`{"format":"strata/manifest/1"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := DecodeManifest(data)

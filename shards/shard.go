@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/strata-mesh/strata/model"
+	"github.com/strata-mesh/strata/tensor"
 )
 
 // Shard metadata keys and values.
@@ -24,7 +25,8 @@ const (
 )
 
 // EncodeBlock encodes block i of a model with config cfg as a shard: the
-// block's F32 tensors (model.Block.Tensors order) and metadata
+// block's tensors in model.Block.Tensors order (F32, or for a quantized
+// block F32 norms and Q8_0 or Q4_0 matrices) and metadata
 // {"strata.kind":"block","strata.index":"<i>"}. Equal blocks give equal bytes.
 func EncodeBlock(cfg model.Config, i int, b *model.Block) ([]byte, error) {
 	if err := checkIndex(cfg, i); err != nil {
@@ -33,17 +35,52 @@ func EncodeBlock(cfg model.Config, i int, b *model.Block) ([]byte, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: block %d is nil", ErrShard, i)
 	}
-	ts, err := toF32(b.Tensors(cfg))
+	var ts []Tensor
+	var err error
+	if b.Quant == nil {
+		ts, err = toF32(b.Tensors(cfg))
+	} else {
+		ts, err = quantTensors(cfg, b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w", i, err)
 	}
 	return Encode(map[string]string{MetaKind: KindBlock, MetaIndex: strconv.Itoa(i)}, ts)
 }
 
+// quantTensors gives a quantized block's container tensors: the norms as
+// F32, the matrices in their quantized dtype with shape [rows, cols], in
+// model.Block.Tensors order.
+func quantTensors(cfg model.Config, b *model.Block) ([]Tensor, error) {
+	norms, mats := b.QuantTensors(cfg)
+	nt, err := toF32(norms)
+	if err != nil {
+		return nil, err
+	}
+	dt := QDType(b.Quant.Format)
+	if dt == "" {
+		return nil, fmt.Errorf("%w: unknown quantized format %s", ErrShard, b.Quant.Format)
+	}
+	ts := []Tensor{nt[0]}
+	for k, q := range mats {
+		m := q.Matrix
+		if m == nil || m.Format != b.Quant.Format || len(m.Data) != m.Bytes() {
+			return nil, fmt.Errorf("%w: quantized tensor %q is missing or malformed", ErrShard, q.Name)
+		}
+		ts = append(ts, Tensor{Name: q.Name, DType: dt, Shape: []int{m.Rows, m.Cols}, Data: m.Data})
+		if k == 3 {
+			ts = append(ts, nt[1]) // ffn_norm follows wo
+		}
+	}
+	return ts, nil
+}
+
 // DecodeBlock decodes the shard of block i. Besides the container checks it
-// requires the block metadata for index i, F32 tensors only, and exactly
-// the tensors (names and shapes) of a block of cfg with finite values
-// (model.BlockFromTensors).
+// requires the block metadata for index i and exactly the tensors (names
+// and shapes) of a block of cfg: either all F32 with finite values
+// (model.BlockFromTensors), or F32 norms and the seven matrices in one
+// quantized dtype, each a valid canonical matrix of its format
+// (model.BlockFromQuantTensors).
 func DecodeBlock(cfg model.Config, i int, data []byte) (*model.Block, error) {
 	if err := checkIndex(cfg, i); err != nil {
 		return nil, err
@@ -58,11 +95,33 @@ func DecodeBlock(cfg model.Config, i int, data []byte) (*model.Block, error) {
 	if idx := f.Metadata[MetaIndex]; idx != strconv.Itoa(i) {
 		return nil, fmt.Errorf("%w: shard is block %.20q, want block %d", ErrShard, idx, i)
 	}
-	ts, err := fromF32(f.Tensors)
+	var floats, quant []Tensor
+	for _, t := range f.Tensors {
+		if t.DType.QFormat() != 0 {
+			quant = append(quant, t)
+		} else {
+			floats = append(floats, t)
+		}
+	}
+	ts, err := fromF32(floats)
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w", i, err)
 	}
-	b, err := model.BlockFromTensors(cfg, ts)
+	var b *model.Block
+	if len(quant) == 0 {
+		b, err = model.BlockFromTensors(cfg, ts)
+	} else {
+		qs := make([]model.QTensor, len(quant))
+		for k, t := range quant {
+			if len(t.Shape) != 2 {
+				return nil, fmt.Errorf("%w: block %d: tensor %q is %s%v, want a matrix", ErrShard, i, t.Name, t.DType, t.Shape)
+			}
+			// Fresh memory, as for F32: the caller may reuse data.
+			qs[k] = model.QTensor{Name: t.Name, Matrix: &tensor.QMatrix{
+				Format: t.DType.QFormat(), Rows: t.Shape[0], Cols: t.Shape[1], Data: slices.Clone(t.Data)}}
+		}
+		b, err = model.BlockFromQuantTensors(cfg, ts, qs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %d: %w", ErrShard, i, err)
 	}

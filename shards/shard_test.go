@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/strata-mesh/strata/model"
+	"github.com/strata-mesh/strata/tensor"
 )
 
 // tinyConfig is a small valid config for fast tests and fuzzing.
@@ -229,12 +230,21 @@ func FuzzDecodeBlock(f *testing.F) {
 	cfg := model.Config{Dim: 4, HiddenDim: 4, NLayers: 2, NHeads: 2, NKVHeads: 1,
 		VocabSize: 4, SeqLen: 4, SharedClassifier: true, NormEps: 1e-5, RopeTheta: 10000}
 	m := model.Synth(cfg, 5)
-	for i, b := range m.Blocks {
-		enc, err := EncodeBlock(cfg, i, b)
-		if err != nil {
-			f.Fatal(err)
+	for _, format := range []tensor.QFormat{0, tensor.Q8_0, tensor.Q4_0} {
+		mf := m
+		if format != 0 {
+			var err error
+			if mf, err = m.Quantize(format); err != nil {
+				f.Fatal(err)
+			}
 		}
-		f.Add(uint8(i), enc)
+		for i, b := range mf.Blocks {
+			enc, err := EncodeBlock(cfg, i, b)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(uint8(i), enc)
+		}
 	}
 	f.Add(uint8(0), []byte("garbage"))
 	f.Fuzz(func(t *testing.T, idx uint8, data []byte) {
@@ -256,6 +266,13 @@ func FuzzDecodeBlock(f *testing.F) {
 		}
 		if !reflect.DeepEqual(floatBits(again.Tensors(cfg)), floatBits(b.Tensors(cfg))) {
 			t.Fatal("block changed across re-encoding")
+		}
+		if !bytes.Equal(enc, data) && b.Quant != nil {
+			// A quantized block is canonical: only one encoding decodes.
+			t.Fatal("accepted quantized block is not in canonical encoding")
+		}
+		if b.Quant != nil && !reflect.DeepEqual(again.Quant, b.Quant) {
+			t.Fatal("quantized block changed across re-encoding")
 		}
 	})
 }
