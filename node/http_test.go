@@ -272,7 +272,7 @@ func TestHTTPAPI(t *testing.T) {
 	})
 
 	t.Run("health and status", func(t *testing.T) {
-		for _, path := range []string{"/", "/healthz"} {
+		for _, path := range []string{"/healthz"} {
 			if r := do(t, ctx, "GET", base+path, ""); r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != "ok" {
 				t.Errorf("GET %s: %d %q, want 200 ok", path, r.status, r.body)
 			}

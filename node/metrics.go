@@ -2,11 +2,13 @@ package node
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/strata-mesh/strata/consensus"
 	"github.com/strata-mesh/strata/infer"
 )
 
@@ -23,6 +25,11 @@ type metrics struct {
 	positions prometheus.Counter
 	failovers prometheus.Counter
 	step      prometheus.Histogram
+
+	// A training run's events.
+	updatesFetched  prometheus.Counter
+	updatesRejected prometheus.Counter
+	runMessages     *prometheus.CounterVec // by direction and kind
 }
 
 // stepBuckets span a step's latency from a local tiny model (~100µs) to
@@ -53,8 +60,21 @@ func newMetrics(n *Node) *metrics {
 			Help:    "Latency of one step through the whole chain, per token generated at this entry.",
 			Buckets: stepBuckets,
 		}),
+		updatesFetched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_run_updates_fetched_total",
+			Help: "Training updates of other participants fetched from peers (each verified against its CID).",
+		}),
+		updatesRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_run_updates_rejected_total",
+			Help: "Training updates rejected by validation (wrong shape or round, NaN, Inf, norm outlier).",
+		}),
+		runMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_run_messages_total",
+			Help: "Gossip messages of the training run, by direction (sent, received) and kind (announce, propose, vote, commit).",
+		}, []string{"direction", "kind"}),
 	}
 	m.reg.MustRegister(m.tokens, m.hops, m.positions, m.failovers, m.step,
+		m.updatesFetched, m.updatesRejected, m.runMessages,
 		nodeCollector{n},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -74,6 +94,28 @@ func (m *metrics) observe(ev infer.Event) {
 	case infer.EventFailover:
 		m.failovers.Inc()
 	}
+}
+
+// runMessage counts a message of a run's topic (a kind byte, then the
+// body) sent or received.
+func (m *metrics) runMessage(direction string, data []byte) {
+	m.runMessages.WithLabelValues(direction, runMessageKind(data)).Inc()
+}
+
+// runMessageKind names the kind of a run message for the metrics: a
+// bounded set of labels whatever a peer sends.
+func runMessageKind(data []byte) string {
+	switch {
+	case len(data) >= 1 && data[0] == msgAnnounce:
+		return "announce"
+	case len(data) >= 3 && data[0] == msgConsensus:
+		// The consensus wire format starts with its version, then the kind.
+		switch k := consensus.Kind(data[2]); k {
+		case consensus.KindPropose, consensus.KindVote, consensus.KindCommit:
+			return k.String()
+		}
+	}
+	return "other"
 }
 
 // MetricsHandler serves the node's metrics in the Prometheus text format,
@@ -107,6 +149,10 @@ var (
 	descBlockLo  = prometheus.NewDesc("strata_blocks_lo", "First block served (inclusive).", nil, nil)
 	descBlockHi  = prometheus.NewDesc("strata_blocks_hi", "End of the blocks served (exclusive); equal to strata_blocks_lo when none.", nil, nil)
 	descLayers   = prometheus.NewDesc("strata_model_layers", "Blocks of the model this node serves or fronts.", nil, nil)
+	descRounds   = prometheus.NewDesc("strata_run_rounds_total", "Certified rounds of the node's training run, by outcome (committed or skipped).", []string{"outcome"}, nil)
+	descRound    = prometheus.NewDesc("strata_run_round", "The round of the node's training run in progress.", nil, nil)
+	descLoss     = prometheus.NewDesc("strata_run_loss", "Sample-weighted mean training loss of the latest committed round.", nil, nil)
+	descRunFetch = prometheus.NewDesc("strata_fetches_in_progress", "Objects being fetched from peers now.", nil, nil)
 )
 
 // nodeCollector reads a node's state at scrape time.
@@ -116,7 +162,7 @@ var _ prometheus.Collector = nodeCollector{}
 
 func (nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descSessions, descRequests, descKV, descBanned,
-		descFetched, descPeers, descGossip, descBlockLo, descBlockHi, descLayers} {
+		descFetched, descPeers, descGossip, descBlockLo, descBlockHi, descLayers, descRounds, descRound, descLoss, descRunFetch} {
 		ch <- d
 	}
 }
@@ -157,5 +203,30 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descGossip, float64(s.Accepted), "advert", "accepted")
 		counter(descGossip, float64(s.Rejected), "advert", "rejected")
 		counter(descGossip, float64(s.Ignored), "advert", "ignored")
+	}
+	gauge(descRunFetch, float64(len(n.fetches.list(time.Now()))))
+	if n.run != nil {
+		h := n.run.History()
+		var committed, skipped int
+		var loss float64
+		var haveLoss bool
+		for _, r := range h {
+			if r.Skipped {
+				skipped++
+				continue
+			}
+			committed++
+			loss, haveLoss = float64(r.Loss), true
+		}
+		counter(descRounds, float64(committed), "committed")
+		counter(descRounds, float64(skipped), "skipped")
+		round := uint64(1)
+		if k := len(h); k > 0 {
+			round = h[k-1].Round + 1
+		}
+		gauge(descRound, float64(round))
+		if haveLoss {
+			gauge(descLoss, loss)
+		}
 	}
 }

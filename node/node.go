@@ -51,6 +51,7 @@ type Node struct {
 	run *runner // nil unless the node takes part in a training run
 
 	contentSent atomic.Int64 // bytes served over the content protocol
+	fetches     fetchBoard   // fetches in progress, for the status
 
 	mux    *infer.Mux     // the versions served, by model id
 	prev   *infer.Service // the version served before infer, until retired
@@ -228,6 +229,7 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 		store.ServeContent(countingStream{rw, &n.contentSent}, remote)
 	})
 	n.mesh.Handle(RoundsProtocol, n.serveRounds)
+	n.mesh.Handle(StatusProtocol, n.serveStatus)
 	n.fetcher = &shards.Fetcher{Store: store, Opener: n.mesh, Logger: log}
 	n.gossip, err = gossip.New(ctx, n.mesh.Host(), gossip.Config{Logger: log, TTL: cfg.PeerTTL})
 	if err != nil {
@@ -371,15 +373,20 @@ func (n *Node) providers(ctx context.Context, c cid.Cid, b int) []shards.Provide
 	return out
 }
 
-// progress reports a fetch's progress to Config.Progress, or logs it at
-// most every two seconds.
+// progress reports a fetch's progress to the status and to
+// Config.Progress, or logs it at most every two seconds.
 func (n *Node) progress(what string, size int64) func(done, total int64) {
 	if p := n.cfg.Progress; p != nil {
-		return func(done, total int64) { p(what, done, total) }
+		return func(done, total int64) {
+			n.fetches.note(what, done, total, time.Now())
+			p(what, done, total)
+		}
 	}
 	var last time.Time
 	return func(done, total int64) {
-		if now := time.Now(); now.Sub(last) > 2*time.Second || done == total {
+		now := time.Now()
+		n.fetches.note(what, done, total, now)
+		if now.Sub(last) > 2*time.Second || done == total {
 			last = now
 			n.log.Info("node: fetching", "object", what, "done", done, "total", total)
 		}

@@ -232,6 +232,7 @@ func (n *Node) startRun(ctx context.Context, cfg RunConfig) (*runner, error) {
 		return nil, err
 	}
 	r.ch, err = n.gossip.Join(runTopic(id), maxRunMessage, r.check, func(from string, data []byte) {
+		n.metrics.runMessage("received", data)
 		select {
 		case r.events <- runEvent{from: from, data: data}:
 		default:
@@ -399,7 +400,9 @@ func (r *runner) publish(ctx context.Context, m consensus.Message) {
 		return
 	}
 	r.gossipSent.Add(int64(len(b) + 1))
-	if err := r.ch.Publish(ctx, append([]byte{msgConsensus}, b...)); err != nil && ctx.Err() == nil {
+	msg := append([]byte{msgConsensus}, b...)
+	r.n.metrics.runMessage("sent", msg)
+	if err := r.ch.Publish(ctx, msg); err != nil && ctx.Err() == nil {
 		r.log.Warn("node: publishing consensus message", "err", err)
 	}
 }
@@ -424,7 +427,9 @@ func (r *runner) announce(ctx context.Context) {
 	r.lastAnn = time.Now()
 	b, _ := json.Marshal(r.own.ann)
 	r.gossipSent.Add(int64(len(b) + 1))
-	if err := r.ch.Publish(ctx, append([]byte{msgAnnounce}, b...)); err != nil && ctx.Err() == nil {
+	msg := append([]byte{msgAnnounce}, b...)
+	r.n.metrics.runMessage("sent", msg)
+	if err := r.ch.Publish(ctx, msg); err != nil && ctx.Err() == nil {
 		r.log.Warn("node: announcing update", "err", err)
 	}
 }
@@ -456,6 +461,7 @@ func (r *runner) onAnnounce(ctx context.Context, from string, a announcement) {
 		} else if _, rejected := train.Validate(r.spec.trained(base.m, uint64(round)), uint64(round), base.id, []train.Contribution{*ct},
 			train.Limits{}); len(rejected) > 0 {
 			r.log.Warn("node: rejected update", "round", round, "peer", from, "err", rejected[0])
+			r.n.metrics.updatesRejected.Inc()
 			ct = nil
 		}
 		var ev runEvent
@@ -507,6 +513,7 @@ func (r *runner) getUpdate(ctx context.Context, base *baseState, entry string, e
 		if err := r.n.fetcher.Fetch(ctx, c, size, nil, 0, provs, nil); err != nil {
 			return nil, fmt.Errorf("update %s from %s: %w", c, peer, err)
 		}
+		r.n.metrics.updatesFetched.Inc()
 	}
 	data, err := r.n.store.Get(c)
 	if err != nil {
@@ -613,6 +620,7 @@ func (r *runner) build(base *baseState, round consensus.Round, cs []train.Contri
 	ok, rejected := train.Validate(r.spec.trained(base.m, uint64(round)), uint64(round), base.id, cs, train.DefaultLimits())
 	for _, rj := range rejected {
 		r.log.Warn("node: rejected update", "round", round, "peer", rj.Sender, "err", rj)
+		r.n.metrics.updatesRejected.Inc()
 	}
 	if len(rejected) > 0 && !proposer {
 		return "", nil, fmt.Errorf("%d of the proposal's updates fail validation", len(rejected))

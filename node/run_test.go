@@ -32,6 +32,7 @@ type runMesh struct {
 	spec  RunSpec
 	nodes []*Node
 	log   *slog.Logger // every node's logger, if set
+	http  string       // every node's Config.HTTP, if set
 }
 
 // newRunMesh prepares n repos holding the same fresh genesis model, their
@@ -85,7 +86,7 @@ func (rm *runMesh) start(i int, tamper func(*train.Delta, []byte) []byte) *Node 
 	rm.t.Helper()
 	cfg := Config{Repo: rm.repos[i], Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdvertEvery: 500 * time.Millisecond,
 		Run:    &RunConfig{Spec: rm.spec, Data: []string{rm.data[i]}, Seed: uint64(i), tamper: tamper},
-		Logger: testLogger(rm.t, fmt.Sprintf("n%d", i))}
+		Logger: testLogger(rm.t, fmt.Sprintf("n%d", i)), HTTP: rm.http}
 	if rm.log != nil {
 		cfg.Logger = rm.log.With("node", i)
 	}

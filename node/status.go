@@ -8,24 +8,25 @@ import (
 
 // Status is a snapshot of a node for operators and the status API.
 type Status struct {
-	Peer      string       `json:"peer"`
-	Addrs     []string     `json:"addrs"`
-	Version   string       `json:"version"`
-	Uptime    float64      `json:"uptime_seconds"`
-	Model     string       `json:"model,omitempty"`
-	ModelName string       `json:"model_name,omitempty"`
-	Layers    int          `json:"layers,omitempty"`
-	Context   int          `json:"context_length,omitempty"`
-	Blocks    [2]int       `json:"blocks"`
-	Loading   []int        `json:"loading,omitempty"` // [lo, hi] while the first span loads
-	Sessions  int          `json:"sessions"`          // sessions this node serves as a hop
-	Requests  int          `json:"requests"`          // requests this node fronts as the entry
-	Peers     []PeerStatus `json:"peers"`
-	Covered   bool         `json:"covered"`
-	Missing   string       `json:"missing,omitempty"` // blocks no peer serves, "LO:HI, ..."
-	Route     []infer.Hop  `json:"route,omitempty"`   // the chain a request entering here would take now
-	Banned    []string     `json:"banned,omitempty"`
-	Run       *RunStatus   `json:"run,omitempty"` // the training run this node takes part in
+	Peer      string          `json:"peer"`
+	Addrs     []string        `json:"addrs"`
+	Version   string          `json:"version"`
+	Uptime    float64         `json:"uptime_seconds"`
+	Model     string          `json:"model,omitempty"`
+	ModelName string          `json:"model_name,omitempty"`
+	Layers    int             `json:"layers,omitempty"`
+	Context   int             `json:"context_length,omitempty"`
+	Blocks    [2]int          `json:"blocks"`
+	Loading   []int           `json:"loading,omitempty"` // [lo, hi] while the first span loads
+	Sessions  int             `json:"sessions"`          // sessions this node serves as a hop
+	Requests  int             `json:"requests"`          // requests this node fronts as the entry
+	Peers     []PeerStatus    `json:"peers"`
+	Covered   bool            `json:"covered"`
+	Missing   string          `json:"missing,omitempty"` // blocks no peer serves, "LO:HI, ..."
+	Route     []infer.Hop     `json:"route,omitempty"`   // the chain a request entering here would take now
+	Banned    []string        `json:"banned,omitempty"`
+	Run       *RunStatus      `json:"run,omitempty"`     // the training run this node takes part in
+	Fetches   []FetchProgress `json:"fetches,omitempty"` // objects being fetched from peers now
 }
 
 // RunStatus summarises a node's training run.
@@ -56,7 +57,7 @@ type PeerStatus struct {
 func (n *Node) Status() Status {
 	st := Status{
 		Peer: n.ID(), Addrs: n.Addrs(), Version: Version, Uptime: time.Since(n.started).Seconds(),
-		Model: n.ver().id,
+		Model: n.ver().id, Fetches: n.fetches.list(time.Now()),
 	}
 	if info, ok := n.RunInfo(); ok {
 		st.Run = &RunStatus{ID: info.ID, Name: info.Spec.Name, Round: info.Round, Rounds: info.Spec.Rounds}

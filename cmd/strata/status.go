@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,18 +15,32 @@ import (
 )
 
 type statusCmd struct {
-	HTTP    string        `name:"http" help:"HOST:PORT of a node's HTTP API (its --http)." required:""`
+	HTTP    string        `name:"http" help:"HOST:PORT of a node's HTTP API (its --http)." xor:"addr"`
+	Peer    string        `name:"peer" help:"Full multiaddr of a node (ending in /p2p/ID): ask it over libp2p, no --http needed." xor:"addr"`
 	Timeout time.Duration `help:"Give up after this long." default:"10s"`
 	JSON    bool          `name:"json" help:"Print the node's status JSON as it came."`
 }
 
 // maxStatus bounds the status document read from a node.
-const maxStatus = 8 << 20
+const maxStatus = node.MaxStatusReply
 
 func (c *statusCmd) Run(e *env) error {
 	ctx, cancel := context.WithTimeout(e.ctx, c.Timeout)
 	defer cancel()
-	st, raw, err := fetchStatus(ctx, c.HTTP)
+	var st node.Status
+	var raw []byte
+	var err error
+	switch {
+	case c.Peer != "":
+		st, raw, err = node.QueryStatus(ctx, c.Peer, e.log)
+		if err != nil {
+			err = fmt.Errorf("status: %w", err)
+		}
+	case c.HTTP != "":
+		st, raw, err = fetchStatus(ctx, c.HTTP)
+	default:
+		err = errors.New("status: give --http HOST:PORT (a node's HTTP API) or --peer MULTIADDR (any node)")
+	}
 	if err != nil {
 		return err
 	}
@@ -64,11 +77,8 @@ func fetchStatus(ctx context.Context, addr string) (node.Status, []byte, error) 
 	case resp.StatusCode != http.StatusOK:
 		return st, nil, fmt.Errorf("status: %s/api/status answered %s: %s", base, resp.Status, strings.TrimSpace(string(raw)))
 	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, nil, fmt.Errorf("status: %s/api/status is not a node status: %w", base, err)
-	}
-	if st.Peer == "" {
-		return st, nil, errors.New("status: " + base + "/api/status has no peer id; is it a Strata node?")
+	if st, err = node.DecodeStatus(raw); err != nil {
+		return st, nil, fmt.Errorf("status: %s/api/status: %w", base, err)
 	}
 	return st, raw, nil
 }
@@ -146,6 +156,13 @@ func printStatus(w io.Writer, st node.Status) error {
 			line += fmt.Sprintf("; round %d committed with loss %.4f from %d peers", l.Round, l.Loss, len(l.Peers))
 		}
 		row("training run", line)
+	}
+	for _, f := range st.Fetches {
+		pct := 0.0
+		if f.Total > 0 {
+			pct = 100 * float64(f.Done) / float64(f.Total)
+		}
+		row("fetching", fmt.Sprintf("%s: %d of %d bytes (%.0f%%)", f.What, f.Done, f.Total, pct))
 	}
 	banned := "none"
 	if len(st.Banned) > 0 {

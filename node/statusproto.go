@@ -1,0 +1,104 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/strata-mesh/strata/mesh"
+)
+
+// StatusProtocol answers with the node's Status as JSON (what GET
+// /api/status of its HTTP API returns), then closes the stream. It lets an
+// operator see a node that runs without --http.
+const StatusProtocol = "/strata/status/1"
+
+// MaxStatusReply bounds a status document read from a node, over
+// StatusProtocol or HTTP.
+const MaxStatusReply = 8 << 20
+
+// statusWriteTimeout bounds writing one status answer to a slow reader.
+const statusWriteTimeout = 10 * time.Second
+
+func (n *Node) serveStatus(rw io.ReadWriteCloser, remote string) {
+	defer rw.Close()
+	if d, ok := rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = d.SetWriteDeadline(time.Now().Add(statusWriteTimeout))
+	}
+	if err := json.NewEncoder(rw).Encode(n.Status()); err != nil {
+		n.log.Debug("node: answering a status query", "peer", remote, "err", err)
+	}
+}
+
+// QueryStatus asks the node at addr (a full multiaddr ending in /p2p/ID)
+// for its status over StatusProtocol. It returns the status and the JSON
+// document as it came.
+func QueryStatus(ctx context.Context, addr string, log *slog.Logger) (Status, []byte, error) {
+	var st Status
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pi, err := mesh.ParseAddr(addr)
+	if err != nil {
+		return st, nil, err
+	}
+	key, err := mesh.NewEphemeralKey()
+	if err != nil {
+		return st, nil, err
+	}
+	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log, NoDHT: true})
+	if err != nil {
+		return st, nil, err
+	}
+	defer m.Close()
+	if _, err := m.Connect(ctx, addr); err != nil {
+		return st, nil, fmt.Errorf("node: cannot reach %s: %w", addr, err)
+	}
+	rw, err := m.Open(ctx, pi.ID.String(), nil, StatusProtocol)
+	if err != nil {
+		return st, nil, fmt.Errorf("node: %s does not answer status queries (is it a Strata node of version %s or later?): %w",
+			pi.ID, Version, err)
+	}
+	defer rw.Close()
+	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
+		if dl, ok := ctx.Deadline(); ok {
+			_ = d.SetReadDeadline(dl)
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(rw, MaxStatusReply+1))
+	if err != nil {
+		return st, nil, fmt.Errorf("node: reading the status of %s: %w", pi.ID, err)
+	}
+	st, err = DecodeStatus(data)
+	if err != nil {
+		return st, nil, fmt.Errorf("node: the status of %s: %w", pi.ID, err)
+	}
+	if st.Peer != pi.ID.String() {
+		return st, nil, fmt.Errorf("node: %s answered with the status of another peer, %.80q", pi.ID, st.Peer)
+	}
+	return st, data, nil
+}
+
+// ErrStatus reports a status document that is too large or not a node's
+// status.
+var ErrStatus = errors.New("not a node status")
+
+// DecodeStatus parses a status document from the network (StatusProtocol
+// or GET /api/status): at most MaxStatusReply bytes, one JSON object with
+// a peer id.
+func DecodeStatus(data []byte) (Status, error) {
+	var st Status
+	if len(data) > MaxStatusReply {
+		return st, fmt.Errorf("%w: more than %d bytes", ErrStatus, MaxStatusReply)
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return Status{}, fmt.Errorf("%w: %v", ErrStatus, err)
+	}
+	if st.Peer == "" {
+		return Status{}, fmt.Errorf("%w: no peer id; is it a Strata node?", ErrStatus)
+	}
+	return st, nil
+}
