@@ -11,6 +11,7 @@ import (
 	"github.com/strata-mesh/strata/model"
 	"github.com/strata-mesh/strata/node"
 	"github.com/strata-mesh/strata/shards"
+	"github.com/strata-mesh/strata/tensor"
 )
 
 type idCmd struct {
@@ -37,6 +38,7 @@ type importCmd struct {
 	Repo       string `help:"Repo dir." required:"" type:"path"`
 	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin); for a GGUF checkpoint it replaces the embedded vocabulary." type:"existingfile"`
 	Name       string `help:"Model name recorded in the manifest (default: the checkpoint's file name)."`
+	Quantize   string `help:"Store the blocks' matrices quantized: q8_0 (8.5 bits a weight) or q4_0 (4.5 bits); norms and the head stay float32. A different model, with its own CID." enum:",q8_0,q4_0" default:""`
 	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin), GGUF file (.gguf, detected by its magic), or a Hugging Face Llama directory holding config.json and model.safetensors (needs --tokenizer)." type:"path"`
 }
 
@@ -140,6 +142,15 @@ func (c *importCmd) finish(m *model.Model, tok *model.Tokenizer, st *shards.Stor
 	name := c.Name
 	if name == "" {
 		name = filepath.Base(c.Checkpoint)
+	}
+	if c.Quantize != "" {
+		f, err := tensor.ParseQFormat(c.Quantize)
+		if err != nil {
+			return err
+		}
+		if m, err = m.Quantize(f); err != nil {
+			return fmt.Errorf("import %s: quantize: %w", c.Checkpoint, err)
+		}
 	}
 	id, _, err := shards.ImportModel(st, m, tok, name)
 	if err != nil {
