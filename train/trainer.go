@@ -35,6 +35,9 @@ func NewTrainer(m *model.Model, opt *Optimizer, sched Schedule, data *Batches, b
 	if err := sched.Validate(); err != nil {
 		return nil, err
 	}
+	if err := m.CheckTrainable(0, m.Config.NLayers); err != nil {
+		return nil, err
+	}
 	t := &Trainer{Model: m, Opt: opt, Sched: sched, Data: data, BatchSize: batchSize}
 	t.tape = m.NewTape(0, m.Config.NLayers, seqLen, true)
 	t.grads = model.NewGrads(m, 0, m.Config.NLayers, true)
@@ -82,6 +85,9 @@ func (t *Trainer) Checkpoint(seed uint64, seqLen int) (*Checkpoint, error) {
 func Evaluate(m *model.Model, eval *Corpus, seqLen, maxWindows int) (float64, int, error) {
 	if eval.Tokens() < 2 {
 		return 0, 0, fmt.Errorf("%w: nothing to evaluate on", ErrEmpty)
+	}
+	if err := m.CheckTrainable(0, m.Config.NLayers); err != nil {
+		return 0, 0, err
 	}
 	seqLen = min(seqLen, eval.Tokens()-1)
 	tape := m.NewTape(0, m.Config.NLayers, seqLen, true)
