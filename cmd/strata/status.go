@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -24,15 +25,17 @@ type statusCmd struct {
 // maxStatus bounds the status document read from a node.
 const maxStatus = node.MaxStatusReply
 
-func (c *statusCmd) Run(e *env) error {
-	ctx, cancel := context.WithTimeout(e.ctx, c.Timeout)
+func (c *statusCmd) Run(e *env) error { return c.run(e.ctx, e.log, os.Stdout) }
+
+func (c *statusCmd) run(ctx context.Context, log *slog.Logger, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	var st node.Status
 	var raw []byte
 	var err error
 	switch {
 	case c.Peer != "":
-		st, raw, err = node.QueryStatus(ctx, c.Peer, e.log)
+		st, raw, err = node.QueryStatus(ctx, c.Peer, log)
 		if err != nil {
 			err = fmt.Errorf("status: %w", err)
 		}
@@ -45,10 +48,10 @@ func (c *statusCmd) Run(e *env) error {
 		return err
 	}
 	if c.JSON {
-		_, err = os.Stdout.Write(raw)
+		_, err = w.Write(raw)
 		return err
 	}
-	return printStatus(os.Stdout, st)
+	return printStatus(w, st)
 }
 
 // fetchStatus gets GET /api/status from the node at addr (HOST:PORT or

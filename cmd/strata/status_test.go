@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-mesh/strata/infer"
 	"github.com/strata-mesh/strata/node"
@@ -57,6 +58,14 @@ func TestPrintStatus(t *testing.T) {
 			st:   node.Status{Peer: self, Model: "bafkmodel", Blocks: [2]int{0, 2}, Loading: []int{2, 4}, Missing: "2:5"},
 			want: []string{"blocks 0:2 (loading 2:4)", "peers (0)", "coverage blocks 2:5 are served by no peer", "banned none"},
 			not:  []string{"route"},
+		},
+		{
+			name: "training run and fetches",
+			st: node.Status{Peer: self, Run: &node.RunStatus{ID: "bafkrun", Name: "go", Round: 4, Rounds: 20,
+				Last: &node.RoundRecord{Round: 3, Loss: 2.5, Peers: []string{self, other}}},
+				Fetches: []node.FetchProgress{{What: "block 3", Done: 256, Total: 1024}}},
+			want: []string{"training run go (bafkrun), round 4 in progress; round 3 committed with loss 2.5000 from 2 peers",
+				"fetching block 3: 256 of 1024 bytes (25%)"},
 		},
 		{
 			name: "no model",
@@ -132,3 +141,34 @@ func TestFetchStatus(t *testing.T) {
 		t.Errorf("no server: err = %v, want cannot reach", err)
 	}
 }
+
+// TestStatusPeer asks a running node for its status over libp2p, as
+// strata status --peer does.
+func TestStatusPeer(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Start(ctx, node.Config{Repo: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var b strings.Builder
+	c := &statusCmd{Peer: n.Addrs()[0], Timeout: 30 * time.Second}
+	if err := c.run(ctx, nil, &b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"peer " + n.ID(), "coverage serves no model", "banned none"} {
+		if !strings.Contains(collapse(b.String()), want) {
+			t.Errorf("strata status --peer printed\n%s\nwant a line with %q", b.String(), want)
+		}
+	}
+	c = &statusCmd{Peer: "/ip4/127.0.0.1/tcp/1/p2p/" + n.ID(), Timeout: 10 * time.Second}
+	if err := c.run(ctx, nil, &b); err == nil || !strings.HasPrefix(err.Error(), "status: ") {
+		t.Errorf("a closed port: err = %v, want a status: error", err)
+	}
+	if err := (&statusCmd{Timeout: time.Second}).run(ctx, nil, &b); err == nil || !strings.Contains(err.Error(), "--peer") {
+		t.Errorf("no address: err = %v, want one naming --http and --peer", err)
+	}
+}
+
+// collapse turns runs of spaces into one, as tabwriter pads cells.
+func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
