@@ -228,6 +228,7 @@ func BenchmarkGenerateQuantized(b *testing.B) {
 			logits := make([]float32, q.Config.VocabSize)
 			const steps = 200
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			for b.Loop() {
 				tok := BOS
 				for pos := range steps {
@@ -236,6 +237,9 @@ func BenchmarkGenerateQuantized(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(steps*b.N)/b.Elapsed().Seconds(), "tok/s")
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(steps*b.N)/cpu.Seconds(), "tok/cpu-s")
+			}
 			b.ReportMetric(float64(q.Blocks[0].Bytes()), "B/block")
 		})
 	}
@@ -271,11 +275,15 @@ func BenchmarkLlama7BBlocks(b *testing.B) {
 				bytes += blk.Bytes()
 			}
 			b.SetBytes(bytes)
+			cpu0 := cpuTime()
 			for b.Loop() {
 				q.Embed(3, x)
 				q.Forward(s, x, pos)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(b.N)/cpu.Seconds(), "tok/cpu-s")
+			}
 			b.ReportMetric(float64(bytes/int64(cfg.NLayers))/(1<<20), "MiB/block")
 		})
 	}

@@ -105,11 +105,7 @@ func matVecQ(out []float32, w *QMatrix, x []float32, lo, hi int) {
 	for r := range o {
 		blk := data[r*rb+nb*bb : (r+1)*rb]
 		d := F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-		var s float32
-		for j := range m {
-			s += float32(float32(blockQ(w.Format, blk, j)) * xt[j])
-		}
-		o[r] += float32(d * s)
+		o[r] += float32(d * tailSum(w.Format, blk[2:], xt[:m]))
 	}
 }
 
@@ -143,4 +139,27 @@ func qRowsGeneric(out []float32, f QFormat, data []byte, x []float32, rb, nb int
 		}
 		out[r] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 	}
+}
+
+// tailSum is Σ_j q_j·x_j over the first len(x) (< QBlockLen) values of a
+// block whose quantized values are qs, summed in order.
+func tailSum(f QFormat, qs []byte, x []float32) float32 {
+	var s float32
+	if f == Q8_0 {
+		qs = qs[:len(x)]
+		for j, v := range x {
+			s += float32(float32(int8(qs[j])) * v)
+		}
+		return s
+	}
+	for j, v := range x {
+		var q int
+		if j < QBlockLen/2 {
+			q = int(qs[j]&0x0f) - 8
+		} else {
+			q = int(qs[j-QBlockLen/2]>>4) - 8
+		}
+		s += float32(float32(q) * v)
+	}
+	return s
 }
