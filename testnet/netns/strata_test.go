@@ -58,11 +58,19 @@ func newStrataNet(t *testing.T, o Options) *strataNet {
 		}
 		s.ids = append(s.ids, id)
 	}
-	// Registered after newNet's clean-up, so it runs first: the logs of
+	// STRATA_NETNS_KEEP_LOGS=DIR keeps the nodes' logs of a failed test
+	// in DIR. Registered after newNet's clean-up, so it runs first: the logs of
 	// a failed test are shown while the nodes still run.
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
+		}
+		if keep := os.Getenv("STRATA_NETNS_KEEP_LOGS"); keep != "" {
+			for i, log := range s.logs {
+				if data, err := os.ReadFile(log); err == nil {
+					os.WriteFile(filepath.Join(keep, fmt.Sprintf("%s.node%d.log", strings.ReplaceAll(t.Name(), "/", "_"), i)), data, 0o644)
+				}
+			}
 		}
 		for i, log := range s.logs {
 			if data, err := os.ReadFile(log); err == nil {
@@ -315,14 +323,22 @@ func sameRound(a, b node.RoundRecord) bool {
 }
 
 // agree reports whether every node in nodes has a history of at least
-// least rounds, all the same.
+// least rounds and all agree on the rounds they all have (a run that goes
+// on commits while the nodes are asked one after the other).
 func agree(hs map[int][]node.RoundRecord, nodes []int, least int) bool {
-	want, ok := hs[nodes[0]]
-	if !ok || len(want) < least {
-		return false
+	common := -1
+	for _, i := range nodes {
+		h, ok := hs[i]
+		if !ok || len(h) < least {
+			return false
+		}
+		if common < 0 || len(h) < common {
+			common = len(h)
+		}
 	}
+	want := hs[nodes[0]][:common]
 	for _, i := range nodes[1:] {
-		if h, ok := hs[i]; !ok || !slices.EqualFunc(h, want, sameRound) {
+		if !slices.EqualFunc(hs[i][:common], want, sameRound) {
 			return false
 		}
 	}
@@ -377,4 +393,99 @@ func TestWANTrain(t *testing.T) {
 func tail(s string, lines int) string {
 	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(ls[max(0, len(ls)-lines):], "\n")
+}
+
+// TestPartitionRun runs a federated run of five nodes and, after round
+// 2, cuts the net in two for about two rounds' time, then heals it. The
+// side too small for a quorum of the roster (more than two thirds) must
+// commit nothing while cut, a side that holds a quorum must go on, and
+// after healing all five must report the same history, with a round
+// committed after the cut.
+//
+// With the cut {0,1,2} | {3,4} neither side holds a quorum (4 of 5), so
+// the whole run waits for the heal; {0,1,2,3} | {4} leaves a quorum on
+// one side.
+func TestPartitionRun(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sides [2][]int
+	}{
+		{"3|2", [2][]int{{0, 1, 2}, {3, 4}}},
+		{"4|1", [2][]int{{0, 1, 2, 3}, {4}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { partitionRun(t, tc.sides) })
+	}
+}
+
+func partitionRun(t *testing.T, sides [2][]int) {
+	const nodes, roundSeconds = 5, 15
+	quorum := 2*nodes/3 + 1
+	s := newStrataNet(t, Options{Nodes: nodes, Link: Link{Delay: 10 * time.Millisecond, Jitter: 2 * time.Millisecond},
+		Backend: Auto, Seed: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	s.startRun(ctx, 0, roundSeconds)
+	var hs map[int][]node.RoundRecord
+	s.waitFor(ctx, "round 2 on every node", func() bool {
+		hs = s.histories(ctx, all(nodes))
+		return agree(hs, all(nodes), 2)
+	})
+	t.Logf("five nodes agree on round 2 %v after starting", time.Since(start).Round(time.Millisecond))
+
+	if err := s.n.Partition(sides[0], sides[1]); err != nil {
+		t.Fatal(err)
+	}
+	cutAt := time.Now()
+	before := s.histories(ctx, all(nodes))
+	cut := 2 * roundSeconds * time.Second
+	for time.Since(cutAt) < cut {
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(5 * time.Second):
+		}
+	}
+	during := s.histories(ctx, all(nodes))
+	for k, side := range sides {
+		for _, i := range side {
+			if during[i] == nil || before[i] == nil {
+				t.Fatalf("node %d stopped answering rounds queries while cut", i)
+			}
+			grew := len(during[i]) - len(before[i])
+			t.Logf("side %d %v, node %d: %d rounds when cut, %d after %v (%d certified since)", k, side, i,
+				len(before[i]), len(during[i]), cut, grew)
+			switch {
+			case len(side) < quorum && grew != 0:
+				t.Errorf("node %d, on a side of %d with no quorum (%d of %d), went from %d to %d rounds while cut",
+					i, len(side), quorum, nodes, len(before[i]), len(during[i]))
+			case len(side) >= quorum && certified(during[i]) <= certified(before[i]):
+				t.Errorf("node %d, on a side of %d holding a quorum, committed nothing in %v while cut", i, len(side), cut)
+			}
+		}
+	}
+
+	if err := s.n.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	healedAt := time.Now()
+	least := 0
+	for _, h := range during {
+		least = max(least, len(h)+1)
+	}
+	s.waitFor(ctx, fmt.Sprintf("all five nodes to agree on %d rounds after healing", least), func() bool {
+		hs = s.histories(ctx, all(nodes))
+		return agree(hs, all(nodes), least)
+	})
+	t.Logf("healed after a cut of %v; all five agree on %d rounds (more than any had when healed) %v later",
+		healedAt.Sub(cutAt).Round(time.Second), least, time.Since(healedAt).Round(time.Millisecond))
+	logHistory(t, hs[0][:least], s.ids)
+	if st := s.n.Stats(); st != nil {
+		var cutPackets int64
+		for _, x := range st {
+			cutPackets += x.Cut
+		}
+		t.Logf("packets dropped by the cut: %d", cutPackets)
+	}
+	s.stop()
 }
