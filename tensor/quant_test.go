@@ -223,20 +223,24 @@ func BenchmarkMatVecQ(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%dx%d", f, rows, cols), func(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 1))
 				w, x, out := randVec(r, rows*cols), randVec(r, cols), make([]float32, rows)
+				cpu0 := cpuTime()
 				if f == 0 {
 					b.SetBytes(int64(4 * rows * cols))
 					for b.Loop() {
 						MatVec(out, w, x, rows, cols)
 					}
+					reportCPU(b, cpu0, int64(4*rows*cols))
 				} else {
 					q, err := Quantize(f, w, rows, cols)
 					if err != nil {
 						b.Fatal(err)
 					}
 					b.SetBytes(int64(len(q.Data)))
+					cpu0 = cpuTime()
 					for b.Loop() {
 						MatVecQ(out, q, x)
 					}
+					reportCPU(b, cpu0, int64(len(q.Data)))
 				}
 				b.ReportMetric(MatVecFLOPs(rows, cols)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
