@@ -57,6 +57,18 @@
 // answer bad input with errors wrapping ErrFormat, ErrTruncated,
 // ErrConfig, ErrTokenizer or ErrUnsupported.
 //
+// # Quantized blocks
+//
+// A Block may hold its seven matrices quantized (Block.Quant, formats
+// tensor.Q8_0 and tensor.Q4_0; Model.Quantize, Block.Quantize) with its
+// norms in float32; the head always stays float32. Forward, Step and Batch
+// run such blocks with tensor.MatVecQ and tensor.MatMulQ, and every
+// invariant above (determinism, spans, batching) holds for them too; their
+// results differ from the float32 model's by the quantization error.
+// BlockFromQuantTensors validates quantized matrices from files and peers.
+// Training needs float32 weights: NewTape panics with ErrQuantized on a
+// quantized block, and CheckTrainable reports it as an error first.
+//
 // # Training
 //
 // A Tape records the activations of one training forward over a sequence

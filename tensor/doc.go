@@ -3,6 +3,13 @@
 // matrix, for serving several sessions at once), dot product, RMSNorm, softmax, SiLU gating,
 // residual add and rotary position embedding (RoPE).
 //
+// MatVecQ and MatMulQ are the same products for a QMatrix, a matrix kept
+// in a block-quantized format (Q8_0: int8 values, Q4_0: 4-bit values, 32
+// values per binary16 scale; see QFormat). They read the quantized bytes
+// directly (dequantizing 32 values at a time in registers), with their own
+// fixed summation order documented on MatVecQ, so they are deterministic
+// in the same ways as MatVec and MatMul.
+//
 // The package is pure: no I/O, no clock, no randomness. Its only state is a
 // lazily started pool of worker goroutines that MatVec and MatMul use
 // for large products; the workers are parked on a channel when idle and are shared by
