@@ -16,6 +16,9 @@ var useQAVX2 = useAVX2 && cpu.X86.HasFMA
 func qRowsQ8AVX2(out *float32, data *byte, x *float32, rows, rb, nb int)
 
 //go:noescape
+func qRowsQ8AVX512(out *float32, data *byte, x *float32, rows, rb, nb int)
+
+//go:noescape
 func qRowsQ4AVX2(out *float32, data *byte, x *float32, rows, rb, nb int)
 
 // qRows sets out[r] to the reduced lane sums of the first nb blocks of row
@@ -30,6 +33,10 @@ func qRows(out []float32, f QFormat, data []byte, x []float32, rb, nb int) {
 	_ = x[nb*QBlockLen-1]
 	switch f {
 	case Q8_0:
+		if useAVX512 {
+			qRowsQ8AVX512(&out[0], &data[0], &x[0], len(out), rb, nb)
+			return
+		}
 		qRowsQ8AVX2(&out[0], &data[0], &x[0], len(out), rb, nb)
 	case Q4_0:
 		qRowsQ4AVX2(&out[0], &data[0], &x[0], len(out), rb, nb)

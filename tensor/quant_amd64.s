@@ -13,16 +13,16 @@
 
 // BLOCKSUM takes the block's values, converted to float32 in Y0..Y3
 // (values 0-7, 8-15, 16-23, 24-31), multiplies them by the x chunk at R11,
-// sums the lanes as (m0+m1)+(m2+m3), scales by the broadcast scale in Y10
+// sums the lanes as (m0+m2)+(m1+m3), scales by the broadcast scale in Y10
 // and adds the result to the accumulator Y8.
 #define BLOCKSUM \
 	VMULPS (R11), Y0, Y0; \
 	VMULPS 32(R11), Y1, Y1; \
 	VMULPS 64(R11), Y2, Y2; \
 	VMULPS 96(R11), Y3, Y3; \
-	VADDPS Y1, Y0, Y0; \
-	VADDPS Y3, Y2, Y2; \
 	VADDPS Y2, Y0, Y0; \
+	VADDPS Y3, Y1, Y1; \
+	VADDPS Y1, Y0, Y0; \
 	VMULPS Y10, Y0, Y0; \
 	VADDPS Y0, Y8, Y8
 
@@ -127,5 +127,57 @@ q4blk:
 	JMP    q4row
 
 q4end:
+	VZEROUPPER
+	RET
+
+// func qRowsQ8AVX512(out *float32, data *byte, x *float32, rows, rb, nb int)
+//
+// qRowsQ8AVX2 with 16-lane registers: values 0-15 and 16-31 of a block
+// are multiplied in one register each, their sum holds m0+m2 in the low
+// eight lanes and m1+m3 in the high eight, which are then added: the same
+// operations on the same values as the AVX2 kernel, so the same bits.
+TEXT ·qRowsQ8AVX512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ data+8(FP), SI
+	MOVQ x+16(FP), DX
+	MOVQ rows+24(FP), CX
+	MOVQ rb+32(FP), R8
+	MOVQ nb+40(FP), R9
+
+z8row:
+	TESTQ  CX, CX
+	JZ     z8end
+	VXORPS Y8, Y8, Y8
+	MOVQ   SI, R10
+	MOVQ   DX, R11
+	MOVQ   R9, BX
+
+z8blk:
+	VPBROADCASTW  (R10), X10
+	VCVTPH2PS     X10, Y10
+	VPMOVSXBD     2(R10), Z0
+	VPMOVSXBD     18(R10), Z1
+	VCVTDQ2PS     Z0, Z0
+	VCVTDQ2PS     Z1, Z1
+	VMULPS        (R11), Z0, Z0
+	VMULPS        64(R11), Z1, Z1
+	VADDPS        Z1, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VMULPS        Y10, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	ADDQ          $34, R10
+	ADDQ          $128, R11
+	DECQ          BX
+	JNZ           z8blk
+
+	REDUCE(Y8, X8, X9)
+	VMOVSS X8, (DI)
+	ADDQ   $4, DI
+	ADDQ   R8, SI
+	DECQ   CX
+	JMP    z8row
+
+z8end:
 	VZEROUPPER
 	RET

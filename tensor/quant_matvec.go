@@ -11,14 +11,14 @@ import "fmt"
 // block as w_j = q_j (exact in float32) and its scale d, each full block
 // gives eight lane sums
 //
-//	p_k = (w_k·x_k + w_{8+k}·x_{8+k}) + (w_{16+k}·x_{16+k} + w_{24+k}·x_{24+k})
+//	p_k = (w_k·x_k + w_{16+k}·x_{16+k}) + (w_{8+k}·x_{8+k} + w_{24+k}·x_{24+k})
 //
 // which are added to eight running sums a_k += d·p_k, block after block;
 // the row's result is ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), plus, for a
 // partial last block of m values, d·(Σ_{j<m} w_j·x_j) summed in order. Every
 // product is rounded to float32 before it is added (no FMA). The result is
 // therefore bitwise the same on every machine, with or without the AVX2
-// kernel, however the rows are split across goroutines, and whether x goes
+// and AVX-512 kernels, however the rows are split across goroutines, and whether x goes
 // through MatVecQ alone or through MatMulQ with other vectors.
 //
 // Matrices of at least ParallelThreshold/4 weights are split into row
@@ -132,8 +132,8 @@ func qRowsGeneric(out []float32, f QFormat, data []byte, x []float32, rb, nb int
 			}
 			xb := x[b*QBlockLen : (b+1)*QBlockLen]
 			for k := range 8 {
-				p := (float32(wv[k]*xb[k]) + float32(wv[8+k]*xb[8+k])) +
-					(float32(wv[16+k]*xb[16+k]) + float32(wv[24+k]*xb[24+k]))
+				p := (float32(wv[k]*xb[k]) + float32(wv[16+k]*xb[16+k])) +
+					(float32(wv[8+k]*xb[8+k]) + float32(wv[24+k]*xb[24+k]))
 				a[k] += float32(d * p)
 			}
 		}

@@ -60,7 +60,7 @@ func qRef(w *QMatrix, x []float32, r int) float32 {
 			m1 := float32(val(b, 8+k) * xb[8+k])
 			m2 := float32(val(b, 16+k) * xb[16+k])
 			m3 := float32(val(b, 24+k) * xb[24+k])
-			a[k] += float32(scale(b) * ((m0 + m1) + (m2 + m3)))
+			a[k] += float32(scale(b) * ((m0 + m2) + (m1 + m3)))
 		}
 	}
 	sum := ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
@@ -76,6 +76,13 @@ func qRef(w *QMatrix, x []float32, r int) float32 {
 
 func withQKernels(t *testing.T, f func(t *testing.T)) {
 	t.Run("native", f)
+	if useAVX512 && useQAVX2 {
+		t.Run("avx2", func(t *testing.T) {
+			useAVX512 = false
+			defer func() { useAVX512 = true }()
+			f(t)
+		})
+	}
 	if useQAVX2 {
 		t.Run("portable", func(t *testing.T) {
 			useQAVX2 = false
@@ -263,6 +270,31 @@ func BenchmarkMatMulQ(b *testing.B) {
 				}
 			}
 			b.ReportMetric(MatMulFLOPs(rows, cols, n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkQ8Kernels compares the Q8_0 kernels on one goroutine (serial
+// rows), per CPU-second.
+func BenchmarkQ8Kernels(b *testing.B) {
+	const rows, cols = 4096, 4096
+	r := rand.New(rand.NewPCG(1, 1))
+	q, _ := Quantize(Q8_0, randVec(r, rows*cols), rows, cols)
+	x, out := randVec(r, cols), make([]float32, rows)
+	run := func(b *testing.B) {
+		b.SetBytes(int64(len(q.Data)))
+		cpu0 := cpuTime()
+		for b.Loop() {
+			matVecQ(out, q, x, 0, rows)
+		}
+		reportCPU(b, cpu0, int64(len(q.Data)))
+	}
+	b.Run("native", run)
+	if useAVX512 {
+		b.Run("avx2", func(b *testing.B) {
+			useAVX512 = false
+			defer func() { useAVX512 = true }()
+			run(b)
 		})
 	}
 }
