@@ -2,9 +2,11 @@ package node
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -89,12 +91,28 @@ func (n *Node) Rounds() (RoundsView, bool) {
 	return v, true
 }
 
+// handleRounds answers GET /api/rounds[?last=N]: the run, with only the
+// last N rounds of history and traffic if N is given.
 func (n *Node) handleRounds(w http.ResponseWriter, r *http.Request) {
+	last := -1
+	if q := r.URL.Query().Get("last"); q != "" {
+		k, err := strconv.Atoi(q)
+		if err != nil || k < 0 {
+			writeError(w, &apiError{Status: http.StatusBadRequest, Type: typeInvalid, Param: "last",
+				Message: fmt.Sprintf("last=%.40q is not a number of rounds", q)})
+			return
+		}
+		last = k
+	}
 	v, ok := n.Rounds()
 	if !ok {
 		writeError(w, &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "no_run",
 			Message: "this node takes part in no training run"})
 		return
+	}
+	if last >= 0 {
+		v.History = v.History[len(v.History)-min(last, len(v.History)):]
+		v.Traffic = v.Traffic[len(v.Traffic)-min(last, len(v.Traffic)):]
 	}
 	writeJSON(w, http.StatusOK, v)
 }

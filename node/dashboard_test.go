@@ -62,6 +62,15 @@ func TestDashboard(t *testing.T) {
 		if v.ID != n0.RunID() || len(v.History) < 2 || v.History[0].Loss <= 0 {
 			t.Errorf("GET /api/rounds: run %s with %d rounds, want run %s with 2 or more, with a loss", v.ID, len(v.History), n0.RunID())
 		}
+		r = do(t, ctx, "GET", base+"/api/rounds?last=1", "")
+		var one RoundsView
+		if err := json.Unmarshal(r.body, &one); r.status != http.StatusOK || err != nil || len(one.History) != 1 ||
+			one.History[0].Round < v.History[len(v.History)-1].Round {
+			t.Errorf("GET /api/rounds?last=1: %d, %d rounds (%v), want the newest alone", r.status, len(one.History), err)
+		}
+		if r := do(t, ctx, "GET", base+"/api/rounds?last=x", ""); r.status != http.StatusBadRequest {
+			t.Errorf("GET /api/rounds?last=x: %d, want 400", r.status)
+		}
 		c := v.Certificate
 		if c == nil || c.Round < 2 || len(c.Voters) < c.Quorum || c.Quorum != 3 || c.Roster != 3 {
 			t.Errorf("certificate %+v, want round 2 or later with at least a quorum (3 of 3) of voters", c)
@@ -83,7 +92,7 @@ func TestDashboard(t *testing.T) {
 			{"strata_run_updates_rejected_total", nil, 0},
 			{"strata_run_messages_total", []string{"direction", "received", "kind", "announce"}, 1},
 			{"strata_run_messages_total", []string{"direction", "received", "kind", "vote"}, 1},
-			{"strata_run_messages_total", []string{"direction", "sent", "kind", "commit"}, 1},
+			{"strata_run_messages_total", []string{"direction", "sent", "kind", "announce"}, 1},
 		} {
 			got, ok := value(fams, m.name, m.labels...)
 			if !ok || got < m.min {

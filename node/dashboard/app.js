@@ -4,6 +4,7 @@
 "use strict";
 
 const POLL_MS = 1000;
+const ROUNDS = "/api/rounds?last=200"; // the chart and table show the newest rounds
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 
@@ -401,7 +402,7 @@ function renderRounds(hist, traffic) {
 
 async function getJSON(path) {
   const r = await fetch(path, { cache: "no-store" });
-  if (r.status === 404 && path === "/api/rounds") return null;
+  if (r.status === 404 && path === ROUNDS) return null;
   if (!r.ok) throw new Error(`${path}: ${r.status}`);
   return r.json();
 }
@@ -411,7 +412,7 @@ let lastOK = 0;
 async function poll() {
   const live = $("live");
   try {
-    const [st, run] = await Promise.all([getJSON("/api/status"), getJSON("/api/rounds")]);
+    const [st, run] = await Promise.all([getJSON("/api/status"), getJSON(ROUNDS)]);
     renderStatus(st);
     renderRun(run, st);
     lastOK = Date.now();
