@@ -312,10 +312,12 @@ func TestRunProcesses(t *testing.T) {
 	others := []int{0, 1, 2}
 	rp.waitRound(3, all...)
 	t.Logf("rounds 1-3 committed by all four trainers after %v", time.Since(start).Round(time.Millisecond))
+	// Each round takes every update that arrives within half a view, and
+	// at least a quorum's; on a loaded machine a late one may miss it.
 	for i := range rp.nodes {
 		for _, r := range rp.printed(i) {
-			if r.round <= 3 && (r.skipped || r.peers != 4) {
-				t.Errorf("trainer %d, round %d: skipped %v with %d peers; want all 4 in", i, r.round, r.skipped, r.peers)
+			if r.round <= 3 && (r.skipped || r.peers < 3) {
+				t.Errorf("trainer %d, round %d: skipped %v with %d peers; want at least 3 of 4 in", i, r.round, r.skipped, r.peers)
 			}
 		}
 	}
@@ -326,7 +328,7 @@ func TestRunProcesses(t *testing.T) {
 	var without printedRound
 	rp.waitFor("a committed round without the killed trainer", func() bool {
 		for _, r := range rp.printed(0) {
-			if r.round >= killedRound+2 && !r.skipped && r.peers == 3 {
+			if r.round >= killedRound+2 && !r.skipped {
 				without = r
 				return true
 			}
@@ -334,8 +336,8 @@ func TestRunProcesses(t *testing.T) {
 		return false
 	})
 	rp.waitRound(without.round, others...)
-	t.Logf("trainer %d killed after round %d; round %d committed with 3 peers %v later",
-		victim, killedRound, without.round, time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("trainer %d killed after round %d; round %d committed with %d peers %v later",
+		victim, killedRound, without.round, without.peers, time.Since(killedAt).Round(time.Millisecond))
 
 	// Restart it with the same repo and flags: it must catch up and
 	// contribute again.
@@ -365,6 +367,9 @@ func TestRunProcesses(t *testing.T) {
 		if !slices.EqualFunc(got.History, want.History, sameRound) {
 			t.Errorf("trainer %d's history differs from trainer 0's:\n%+v\nwant\n%+v", i, got.History, want.History)
 		}
+	}
+	if r := want.History[without.round-1]; slices.Contains(r.Peers, rp.nodes[victim].id) {
+		t.Errorf("round %d, committed while trainer %d was down, lists it among its participants %v", r.Round, victim, r.Peers)
 	}
 	back := 0
 	for _, r := range want.History {
@@ -496,12 +501,13 @@ func TestRunVersusOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	lrf, _ := strconv.ParseFloat(lr, 32)
+	minLR := strconv.FormatFloat(float64(float32(lrf)/10), 'g', -1, 32) // the run's floor: LR/10 in float32
 	oneProcess := func(total int) float64 {
 		t.Helper()
 		repo := filepath.Join(t.TempDir(), "one")
 		cmd := exec.CommandContext(ctx, bin, "train", "--repo", repo, "--data", data, "--preset", "tiny",
 			"--steps", strconv.Itoa(total), "--seq-len", strconv.Itoa(window), "--batch", strconv.Itoa(batch),
-			"--lr", lr, "--min-lr", strconv.FormatFloat(lrf/10, 'g', -1, 32), "--warmup", strconv.Itoa(min(steps, 20)),
+			"--lr", lr, "--min-lr", minLR, "--warmup", strconv.Itoa(min(steps, 20)),
 			"--clip", "0", "--weight-decay", "0.01", "--holdout", "0.1", "--eval-every", "0", "--save-every", "0")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
