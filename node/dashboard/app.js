@@ -32,11 +32,23 @@ function shortCID(c) {
   return c.length <= 20 ? c : c.slice(0, 10) + "…" + c.slice(-6);
 }
 
-// peerColor gives every peer a stable hue from its id.
+// peerColor gives every peer a colour of its own for as long as the page
+// is open: distinct palette colours in the order peers are first seen,
+// then hues from a hash of the id.
+const PALETTE = ["#2f6fed", "#e8710a", "#1e9e6a", "#c5379b", "#8a5cf6", "#d93f3f", "#0aa2b8", "#a07a00", "#5b6b82", "#7cb518"];
+const colors = new Map();
 function peerColor(id) {
-  let h = 2166136261;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619) >>> 0;
-  return `hsl(${h % 360}, 62%, 48%)`;
+  let c = colors.get(id);
+  if (c) return c;
+  if (colors.size < PALETTE.length) {
+    c = PALETTE[colors.size];
+  } else {
+    let h = 2166136261;
+    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619) >>> 0;
+    c = `hsl(${h % 360}, 60%, 46%)`;
+  }
+  colors.set(id, c);
+  return c;
 }
 
 function bytes(n) {
@@ -90,6 +102,7 @@ function renderStatus(st) {
     (a.model === st.model ? 0 : 1) - (b.model === st.model ? 0 : 1) ||
     a.blocks[0] - b.blocks[0] || a.blocks[1] - b.blocks[1] || (a.peer < b.peer ? -1 : 1));
   const serving = peers.filter((p) => p.model === st.model && p.blocks[1] > p.blocks[0]);
+  [st.peer, ...peers.map((p) => p.peer).sort()].forEach(peerColor);
 
   setText("c-peers", peers.length);
   $("c-peers-sub").textContent = st.model ? `${serving.length} serve this model` : "";
