@@ -33,7 +33,13 @@ type RunSpec struct {
 	// Outer applies the aggregate: "sgd" (lr 1: FedAvg) or "nesterov"
 	// (DiLoCo: lr 0.7, momentum 0.9).
 	Outer string `json:"outer"`
-	Codec string `json:"codec"` // fp16 or int8 (blockwise, error feedback)
+	// OuterLR and OuterMomentum, if not 0, replace the outer optimizer's
+	// learning rate (1 for sgd, 0.7 for nesterov) and momentum (0.9 for
+	// nesterov). An outer lr above 1 moves further than the mean update:
+	// with n participants, up to n approaches n× as many sequential steps.
+	OuterLR       float32 `json:"outer_lr,omitempty"`
+	OuterMomentum float32 `json:"outer_momentum,omitempty"`
+	Codec         string  `json:"codec"` // fp16 or int8 (blockwise, error feedback)
 	// Steps is the local optimizer steps per round, Rounds the run's
 	// length (0: no end).
 	Steps  int `json:"steps"`
@@ -136,13 +142,28 @@ func (s *RunSpec) aggregation() (train.Aggregation, error) {
 
 // outer returns a fresh outer optimizer of the spec's kind.
 func (s *RunSpec) outer() (*train.Outer, error) {
+	var o *train.Outer
 	switch s.Outer {
 	case train.OuterSGD:
-		return &train.Outer{Kind: train.OuterSGD, LR: 1}, nil
+		o = &train.Outer{Kind: train.OuterSGD, LR: 1}
 	case train.OuterNesterov:
-		return train.DiLoCo(), nil
+		o = train.DiLoCo()
+	default:
+		return nil, fmt.Errorf("outer optimizer %q; want sgd or nesterov", s.Outer)
 	}
-	return nil, fmt.Errorf("outer optimizer %q; want sgd or nesterov", s.Outer)
+	if s.OuterLR != 0 {
+		o.LR = s.OuterLR
+	}
+	if s.OuterMomentum != 0 {
+		if o.Kind != train.OuterNesterov {
+			return nil, fmt.Errorf("outer momentum %g needs the nesterov outer optimizer", s.OuterMomentum)
+		}
+		o.Momentum = s.OuterMomentum
+	}
+	if o.LR > 100 {
+		return nil, fmt.Errorf("outer lr %g is above 100", o.LR)
+	}
+	return o, o.Validate()
 }
 
 // Encode returns the canonical encoding.

@@ -27,6 +27,8 @@ type runFlags struct {
 	InitSeed       uint64   `name:"init-seed" help:"Seed of the new model's weights (the same on every participant)." default:"1" group:"Federated training"`
 	Rule           string   `help:"Aggregation rule: fedavg, median, trimmed-mean or centered-clip." default:"trimmed-mean" group:"Federated training"`
 	Outer          string   `help:"Outer optimizer: sgd (FedAvg) or nesterov (DiLoCo lr 0.7, momentum 0.9)." default:"nesterov" enum:"sgd,nesterov" group:"Federated training"`
+	OuterLR        float32  `name:"outer-lr" help:"Outer learning rate (0: 1 for sgd, 0.7 for nesterov)." group:"Federated training"`
+	OuterMomentum  float32  `name:"outer-momentum" help:"Outer momentum for nesterov (0: 0.9)." group:"Federated training"`
 	Codec          string   `help:"Update encoding: fp16, or int8 (blockwise, with error feedback)." default:"int8" enum:"fp16,int8" group:"Federated training"`
 	LocalSteps     int      `name:"local-steps" help:"Local optimizer steps per round." default:"20" group:"Federated training"`
 	Rounds         int      `help:"Rounds in the run (0: no end)." default:"0" group:"Federated training"`
@@ -71,6 +73,7 @@ func (f *runFlags) config(repo, modelID string) (*node.RunConfig, error) {
 	spec.Name, spec.Genesis = f.RunName, modelID
 	spec.Roster = slices.Sorted(slices.Values(f.Roster))
 	spec.Rule, spec.Outer, spec.Codec = f.Rule, f.Outer, f.Codec
+	spec.OuterLR, spec.OuterMomentum = f.OuterLR, f.OuterMomentum
 	spec.Steps, spec.Rounds, spec.Batch, spec.SeqLen, spec.LR = f.LocalSteps, f.Rounds, f.RunBatch, f.RunSeqLen, f.RunLR
 	spec.RoundSeconds, spec.BlocksPerRound = f.RoundSeconds, f.BlocksPerRound
 	if err := spec.Validate(); err != nil {
