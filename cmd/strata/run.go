@@ -26,7 +26,7 @@ type runFlags struct {
 	Preset         string   `help:"Without --model, the run starts from a new byte-level model of this shape." default:"tiny" enum:"tiny,small" group:"Federated training"`
 	InitSeed       uint64   `name:"init-seed" help:"Seed of the new model's weights (the same on every participant)." default:"1" group:"Federated training"`
 	Rule           string   `help:"Aggregation rule: fedavg, median, trimmed-mean or centered-clip." default:"trimmed-mean" group:"Federated training"`
-	Outer          string   `help:"Outer optimizer: sgd (FedAvg) or nesterov (DiLoCo lr 0.7, momentum 0.9)." default:"nesterov" enum:"sgd,nesterov" group:"Federated training"`
+	Outer          string   `help:"Outer optimizer: sgd (FedAvg) or nesterov (DiLoCo lr 0.7, momentum 0.9, made for hundreds of local steps per round)." default:"sgd" enum:"sgd,nesterov" group:"Federated training"`
 	OuterLR        float32  `name:"outer-lr" help:"Outer learning rate (0: 1 for sgd, 0.7 for nesterov)." group:"Federated training"`
 	OuterMomentum  float32  `name:"outer-momentum" help:"Outer momentum for nesterov (0: 0.9)." group:"Federated training"`
 	Codec          string   `help:"Update encoding: fp16, or int8 (blockwise, with error feedback)." default:"int8" enum:"fp16,int8" group:"Federated training"`

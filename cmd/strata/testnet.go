@@ -31,7 +31,7 @@ type testnetCmd struct {
 	RunLR        float32 `name:"run-lr" help:"Peak learning rate of local AdamW." default:"0.002" group:"Federated training (the default)"`
 	RoundSeconds int     `name:"round-seconds" help:"A round that has not committed after this long is skipped." default:"90" group:"Federated training (the default)"`
 	Rule         string  `help:"Aggregation rule: fedavg, median, trimmed-mean or centered-clip." default:"trimmed-mean" group:"Federated training (the default)"`
-	Outer        string  `help:"Outer optimizer: sgd (FedAvg) or nesterov (DiLoCo)." default:"nesterov" enum:"sgd,nesterov" group:"Federated training (the default)"`
+	Outer        string  `help:"Outer optimizer: sgd (FedAvg) or nesterov (DiLoCo)." default:"sgd" enum:"sgd,nesterov" group:"Federated training (the default)"`
 	Codec        string  `help:"Update encoding." default:"int8" enum:"fp16,int8" group:"Federated training (the default)"`
 	InitSeed     uint64  `name:"init-seed" help:"Seed of the new model's weights." default:"1" group:"Federated training (the default)"`
 	Prompt       string  `help:"Prompt of the greedy sample printed after each commit." default:"func " group:"Federated training (the default)"`
