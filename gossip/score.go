@@ -19,9 +19,11 @@ const (
 	GossipThreshold   = -10
 	PublishThreshold  = -50
 	GraylistThreshold = -100
-	// acceptPXThreshold: peer exchange is taken only from peers that
-	// have delivered us something first.
-	acceptPXThreshold = 1
+	// acceptPXThreshold: peer exchange is taken from any peer in good
+	// standing. A higher bar would ignore the PX of a node's bootstrap
+	// peer (score 0 on a fresh start), leaving a restarted node with one
+	// connection until discovery finds the rest.
+	acceptPXThreshold = 0
 	// opportunisticGraftThreshold: when the median score of our mesh
 	// falls below it, better-scored peers are grafted in.
 	opportunisticGraftThreshold = 2
