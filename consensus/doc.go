@@ -30,7 +30,9 @@
 // proposer already locked to a value re-proposes that value.
 //
 // A member that has not voted by RoundTicks votes to skip (a vote with an
-// empty result). A quorum of skip votes is a skip certificate: the next
+// empty result), unless the application is still re-aggregating a
+// proposal it holds: then it waits up to ViewTicks more for the answer,
+// so a slow check does not split the round between the proposal and skip. A quorum of skip votes is a skip certificate: the next
 // round starts again from the same base. Skipping therefore also needs a
 // quorum, which is what keeps histories identical: a node never leaves a
 // round without a certificate for it, and there is at most one.

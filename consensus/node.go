@@ -82,7 +82,8 @@ func (n *Node) Tick() {
 		n.rebroadcast()
 		n.requestCheck(n.view)
 	}
-	if n.ticksRound >= n.cfg.RoundTicks && !n.hs.Voted {
+	if n.ticksRound >= n.cfg.RoundTicks && !n.hs.Voted &&
+		(!n.checkPending() || n.ticksRound >= n.cfg.RoundTicks+n.cfg.ViewTicks) {
 		n.log.Info("round deadline, voting to skip", "round", n.hs.Round)
 		n.vote("", nil, "")
 		return
@@ -104,6 +105,20 @@ func (n *Node) Tick() {
 		n.rd.Aggregate = append(n.rd.Aggregate, Message{Kind: KindAggregated, Round: n.hs.Round,
 			View: n.view, From: n.cfg.ID, Base: n.hs.Base, Deltas: deltas, Rule: n.cfg.Rule})
 	}
+}
+
+// checkPending reports whether the app is still re-aggregating a proposal
+// of a view the node has reached. At the round deadline such a node waits
+// up to one more view for the answer before it votes to skip: voting skip
+// while its check would have passed is how a round's votes split between
+// a proposal and skip, which no later view can repair.
+func (n *Node) checkPending() bool {
+	for v := range n.proposals {
+		if v <= n.view && !n.checked[v] {
+			return true
+		}
+	}
+	return false
 }
 
 // rebroadcast resends our vote, the proposal we voted for and our latest

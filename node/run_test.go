@@ -182,7 +182,7 @@ func (w tWriter) Write(b []byte) (int, error) {
 // it later from its repo: the run goes on without it, and the restarted
 // node catches up to the latest commit and contributes again.
 func TestRunRestart(t *testing.T) {
-	rm := newRunMesh(t, 4, func(s *RunSpec) { s.Rounds, s.RoundSeconds = 6, 9 })
+	rm := newRunMesh(t, 4, func(s *RunSpec) { s.Rounds, s.RoundSeconds = 6, 15 })
 	for i := range 4 {
 		rm.start(i, nil)
 	}
