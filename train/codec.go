@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/strata-mesh/strata/model"
+	"github.com/strata-mesh/strata/tensor"
 )
 
 // Codec is how a delta's values are encoded.
@@ -16,7 +17,7 @@ const (
 	// FP32 stores each value as IEEE float32: lossless, 4 bytes a value.
 	FP32 Codec = 1
 	// FP16 stores each value as IEEE binary16 rounded to nearest even
-	// (HalfFromFloat32): 2 bytes a value.
+	// (tensor.F32ToF16): 2 bytes a value.
 	FP16 Codec = 2
 	// Int8 splits each tensor into blocks of Int8Block values and stores a
 	// float32 scale s = max|x|/127 per block and q = round(x/s) in
@@ -207,7 +208,7 @@ func appendValues(buf []byte, c Codec, x []float32) []byte {
 		}
 	case FP16:
 		for _, v := range x {
-			buf = le.AppendUint16(buf, HalfFromFloat32(v))
+			buf = le.AppendUint16(buf, tensor.F32ToF16(v))
 		}
 	case Int8:
 		nb := (len(x) + Int8Block - 1) / Int8Block
@@ -261,7 +262,7 @@ func roundTrip(c Codec, x, dst []float32) {
 		copy(dst, x)
 	case FP16:
 		for j, v := range x {
-			dst[j] = HalfToFloat32(HalfFromFloat32(v))
+			dst[j] = tensor.F16ToF32(tensor.F32ToF16(v))
 		}
 	case Int8:
 		for lo := 0; lo < len(x); lo += Int8Block {
@@ -456,7 +457,7 @@ func (r *reader) values(c Codec, blk int, t *model.Tensor) error {
 	case FP16:
 		s := r.bytes(2 * len(x))
 		for j := range x {
-			x[j] = HalfToFloat32(le.Uint16(s[2*j:]))
+			x[j] = tensor.F16ToF32(le.Uint16(s[2*j:]))
 		}
 	case Int8:
 		nb := (len(x) + blk - 1) / blk

@@ -1,4 +1,4 @@
-package train
+package tensor
 
 import (
 	"math"
@@ -42,23 +42,23 @@ func TestHalfKnownValues(t *testing.T) {
 		{float32(math.SmallestNonzeroFloat32), 0x0}, // float32 subnormal
 	}
 	for _, tc := range tests {
-		if got := HalfFromFloat32(tc.f); got != tc.want {
-			t.Errorf("HalfFromFloat32(%g) = %#04x, want %#04x", tc.f, got, tc.want)
+		if got := F32ToF16(tc.f); got != tc.want {
+			t.Errorf("F32ToF16(%g) = %#04x, want %#04x", tc.f, got, tc.want)
 		}
 	}
-	if h := HalfFromFloat32(float32(math.NaN())); h&0x7c00 != 0x7c00 || h&0x3ff == 0 {
-		t.Errorf("HalfFromFloat32(NaN) = %#04x, want a NaN", h)
+	if h := F32ToF16(float32(math.NaN())); h&0x7c00 != 0x7c00 || h&0x3ff == 0 {
+		t.Errorf("F32ToF16(NaN) = %#04x, want a NaN", h)
 	}
-	if f := HalfToFloat32(0x7e00); !math.IsNaN(float64(f)) {
-		t.Errorf("HalfToFloat32(0x7e00) = %g, want NaN", f)
+	if f := F16ToF32(0x7e00); !math.IsNaN(float64(f)) {
+		t.Errorf("F16ToF32(0x7e00) = %g, want NaN", f)
 	}
 	for _, tc := range []struct {
 		h    uint16
 		want float32
 	}{{0x3c00, 1}, {0x0001, 5.960464477539063e-08}, {0x03ff, 6.097555160522461e-05}, {0x7bff, 65504},
 		{0xfc00, float32(math.Inf(-1))}, {0xc000, -2}, {0x3555, 0.333251953125}} {
-		if got := HalfToFloat32(tc.h); got != tc.want {
-			t.Errorf("HalfToFloat32(%#04x) = %g, want %g", tc.h, got, tc.want)
+		if got := F16ToF32(tc.h); got != tc.want {
+			t.Errorf("F16ToF32(%#04x) = %g, want %g", tc.h, got, tc.want)
 		}
 	}
 }
@@ -67,21 +67,21 @@ func TestHalfKnownValues(t *testing.T) {
 // the same bits, and the conversion from float32 is the nearest half.
 func TestHalfRoundTrip(t *testing.T) {
 	for h := 0; h < 1<<16; h++ {
-		f := HalfToFloat32(uint16(h))
+		f := F16ToF32(uint16(h))
 		if math.IsNaN(float64(f)) {
 			continue
 		}
-		if got := HalfFromFloat32(f); got != uint16(h) {
+		if got := F32ToF16(f); got != uint16(h) {
 			t.Fatalf("half %#04x → %g → %#04x", h, f, got)
 		}
 	}
 	// Nearest: for values between consecutive positive halves, the result
 	// is one of the two neighbours and no farther than the other.
 	for h := uint16(0); h < 0x7bff; h += 7 {
-		lo, hi := HalfToFloat32(h), HalfToFloat32(h+1)
+		lo, hi := F16ToF32(h), F16ToF32(h+1)
 		for _, frac := range []float64{0.1, 0.49, 0.51, 0.9} {
 			x := float32(float64(lo) + frac*float64(hi-lo))
-			got := HalfToFloat32(HalfFromFloat32(x))
+			got := F16ToF32(F32ToF16(x))
 			want := lo
 			if frac > 0.5 {
 				want = hi
