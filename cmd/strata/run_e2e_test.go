@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-mesh/strata/internal/reftest"
 	"github.com/strata-mesh/strata/node"
 	"github.com/strata-mesh/strata/shards"
 	"github.com/strata-mesh/strata/train"
@@ -24,21 +25,7 @@ import (
 // shared/data/tinyshakespeare/input.txt, or skips t.
 func shakespeare(t testing.TB) []byte {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root (go.mod) not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", "tinyshakespeare", "input.txt")
+	p := filepath.Join(reftest.Shared(t), "data", "tinyshakespeare", "input.txt")
 	data, err := os.ReadFile(p)
 	if err != nil {
 		t.Skipf("tinyshakespeare not found at %s; it lives beside the module as shared/data/tinyshakespeare/input.txt", p)

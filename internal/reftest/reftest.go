@@ -15,8 +15,10 @@ import (
 	"github.com/strata-mesh/strata/model"
 )
 
-// Dir returns the reference checkpoint folder, or skips t.
-func Dir(t testing.TB) string {
+// Shared returns the path of the shared folder beside the module root
+// (shared/, holding models/ and data/), or skips t when no module root is
+// found above the test directory.
+func Shared(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -24,7 +26,7 @@ func Dir(t testing.TB) string {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+			return filepath.Join(dir, "..", "shared")
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -32,7 +34,12 @@ func Dir(t testing.TB) string {
 		}
 		dir = parent
 	}
-	p := filepath.Join(dir, "..", "shared", "models", "stories260K")
+}
+
+// Dir returns the reference checkpoint folder, or skips t.
+func Dir(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(Shared(t), "models", "stories260K")
 	if _, err := os.Stat(filepath.Join(p, "stories260K.bin")); err != nil {
 		t.Skipf("reference checkpoint not found at %s; it lives beside the module as shared/models/stories260K", p)
 	}
