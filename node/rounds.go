@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"time"
-
-	"github.com/strata-mesh/strata/mesh"
 )
 
 // RoundsProtocol answers with the node's training run and its certified
@@ -69,31 +67,17 @@ func (n *Node) serveRounds(rw io.ReadWriteCloser, remote string) {
 // QueryRounds asks the node at addr (a full multiaddr ending in /p2p/ID)
 // for its training run and history.
 func QueryRounds(ctx context.Context, addr string, log *slog.Logger) (RunInfo, error) {
-	var info RunInfo
-	pi, err := mesh.ParseAddr(addr)
-	if err != nil {
-		return info, err
-	}
-	key, err := mesh.NewEphemeralKey()
-	if err != nil {
-		return info, err
-	}
-	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log, NoDHT: true})
-	if err != nil {
-		return info, err
-	}
-	defer m.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := m.Connect(ctx, addr); err != nil {
-		return info, fmt.Errorf("node: cannot reach %s: %w", addr, err)
+	rw, peer, done, err := dial(ctx, addr, RoundsProtocol, log)
+	if errors.Is(err, errNoProtocol) {
+		return RunInfo{}, fmt.Errorf("node: %s does not answer rounds queries: %w", peer, err)
 	}
-	rw, err := m.Open(ctx, pi.ID.String(), nil, RoundsProtocol)
 	if err != nil {
-		return info, fmt.Errorf("node: %s does not answer rounds queries: %w", pi.ID, err)
+		return RunInfo{}, err
 	}
-	defer rw.Close()
-	return readRunInfo(rw, pi.ID.String())
+	defer done()
+	return readRunInfo(rw, peer)
 }
 
 // readRunInfo reads a RoundsProtocol answer from peer.

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"time"
-
-	"github.com/strata-mesh/strata/mesh"
 )
 
 // StatusProtocol answers with the node's Status as JSON (what GET
@@ -41,28 +39,15 @@ func QueryStatus(ctx context.Context, addr string, log *slog.Logger) (Status, []
 	var st Status
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	pi, err := mesh.ParseAddr(addr)
-	if err != nil {
-		return st, nil, err
-	}
-	key, err := mesh.NewEphemeralKey()
-	if err != nil {
-		return st, nil, err
-	}
-	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log, NoDHT: true})
-	if err != nil {
-		return st, nil, err
-	}
-	defer m.Close()
-	if _, err := m.Connect(ctx, addr); err != nil {
-		return st, nil, fmt.Errorf("node: cannot reach %s: %w", addr, err)
-	}
-	rw, err := m.Open(ctx, pi.ID.String(), nil, StatusProtocol)
-	if err != nil {
+	rw, peer, done, err := dial(ctx, addr, StatusProtocol, log)
+	if errors.Is(err, errNoProtocol) {
 		return st, nil, fmt.Errorf("node: %s does not answer status queries (is it a Strata node of version %s or later?): %w",
-			pi.ID, Version, err)
+			peer, Version, err)
 	}
-	defer rw.Close()
+	if err != nil {
+		return st, nil, err
+	}
+	defer done()
 	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
 		if dl, ok := ctx.Deadline(); ok {
 			_ = d.SetReadDeadline(dl)
@@ -70,14 +55,14 @@ func QueryStatus(ctx context.Context, addr string, log *slog.Logger) (Status, []
 	}
 	data, err := io.ReadAll(io.LimitReader(rw, MaxStatusReply+1))
 	if err != nil {
-		return st, nil, fmt.Errorf("node: reading the status of %s: %w", pi.ID, err)
+		return st, nil, fmt.Errorf("node: reading the status of %s: %w", peer, err)
 	}
 	st, err = DecodeStatus(data)
 	if err != nil {
-		return st, nil, fmt.Errorf("node: the status of %s: %w", pi.ID, err)
+		return st, nil, fmt.Errorf("node: the status of %s: %w", peer, err)
 	}
-	if st.Peer != pi.ID.String() {
-		return st, nil, fmt.Errorf("node: %s answered with the status of another peer, %.80q", pi.ID, st.Peer)
+	if st.Peer != peer {
+		return st, nil, fmt.Errorf("node: %s answered with the status of another peer, %.80q", peer, st.Peer)
 	}
 	return st, data, nil
 }
