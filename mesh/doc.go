@@ -12,7 +12,12 @@
 //     QUIC; Noise and TLS security, yamux muxing), with a resource manager whose
 //     limits include the per-protocol limits in Config.Protocols, and a
 //     connection manager trimming between ConnLow and ConnHigh connections.
-//     Peers marked with Protect are never trimmed.
+//     Peers marked with Protect are never trimmed. Besides libp2p's own
+//     services (identify, ping), the host protocols every node speaks (the
+//     DHT and every GossipSub version) have limits of their own, total and
+//     per peer; Handle warns about a protocol without one, and Unlimited
+//     lists them. Refusals counts what the resource manager and the stream
+//     rate limit refused, by protocol.
 //   - A connection keeper (one owned goroutine) keeps every bootstrap peer
 //     connected for the Mesh's whole life: it dials at start and again
 //     whenever the last connection to one drops, with per-peer exponential
@@ -48,7 +53,9 @@
 //     bounded memory: idle ones are forgotten.
 //   - With Config.PSK the host only speaks to peers holding the same
 //     32-byte key (libp2p private networks, TCP only); LoadSwarmKey reads
-//     the go-ipfs swarm.key file format.
+//     the go-ipfs swarm.key file format. Connect to a peer on the other
+//     side of a key fails with ErrHandshake (quickly when one side has no
+//     key; two different keys fail at libp2p's handshake timeout).
 //   - ReadFrame/WriteFrame carry one u32 big-endian length-prefixed payload.
 //     ReadFrame never allocates more than its max argument (and grows large
 //     bodies only as bytes arrive), returns io.EOF

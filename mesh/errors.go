@@ -25,4 +25,9 @@ var (
 	ErrNoDHTPeers = errors.New("mesh: no DHT peers")
 	// ErrBadSwarmKey means a private swarm key file could not be decoded.
 	ErrBadSwarmKey = errors.New("mesh: bad swarm key")
+	// ErrHandshake means a peer was reached but no secure channel could
+	// be set up with it. Between Strata nodes the usual cause is a swarm
+	// key: one side runs a private mesh and the other does not, or they
+	// hold different keys.
+	ErrHandshake = errors.New("mesh: handshake failed")
 )

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,8 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -33,6 +33,10 @@ type Mesh struct {
 	dht  *dht.IpfsDHT // nil with Config.NoDHT
 	keep network.Notifiee
 	lim  *limiter // per-peer stream rate limits of Handle
+
+	private bool                 // Config.PSK was set
+	blocks  *blockCounter        // the resource manager's refusals
+	limited map[protocol.ID]bool // protocols with a resource limit of their own
 
 	rmin, rmax     time.Duration // redial backoff bounds
 	connLow        int
@@ -69,7 +73,8 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rm, err := resourceManager(cfg.Protocols)
+	blocks := newBlockCounter()
+	rm, limited, err := resourceManager(cfg.Protocols, blocks)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	rmin, rmax := cfg.retry()
 	m := &Mesh{
 		h: h, cm: cm, log: log, ctx: bctx, cancel: cancel,
-		lim:  cfg.limits(),
+		lim: cfg.limits(), blocks: blocks, limited: limited, private: len(cfg.PSK) > 0,
 		rmin: rmin, rmax: rmax, connLow: low,
 		keepEvery: cfg.keep(), reprovideEvery: cfg.reprovide(),
 		known:    make(map[peer.ID]*knownPeer),
@@ -152,51 +157,6 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		m.mdns = svc
 	}
 	return m, nil
-}
-
-// resourceManager builds a resource manager from libp2p's auto-scaled
-// defaults plus the given per-protocol limits.
-func resourceManager(protos []ProtocolLimit) (network.ResourceManager, error) {
-	limits := rcmgr.DefaultLimits
-	// DefaultLimits is a package variable whose maps are shared; clone them
-	// before adding entries so concurrent New calls never race.
-	limits.ServiceLimits = maps.Clone(limits.ServiceLimits)
-	limits.ServicePeerLimits = maps.Clone(limits.ServicePeerLimits)
-	limits.ProtocolLimits = maps.Clone(limits.ProtocolLimits)
-	limits.ProtocolPeerLimits = maps.Clone(limits.ProtocolPeerLimits)
-	limits.PeerLimits = maps.Clone(limits.PeerLimits)
-	libp2p.SetDefaultServiceLimits(&limits)
-	for _, p := range protos {
-		limits.AddProtocolLimit(p.ID, rcmgr.BaseLimit{
-			Streams:         p.StreamsInbound + p.StreamsOutbound,
-			StreamsInbound:  p.StreamsInbound,
-			StreamsOutbound: p.StreamsOutbound,
-			Memory:          p.Memory,
-		}, rcmgr.BaseLimitIncrease{})
-		if p.PeerStreamsInbound > 0 || p.PeerStreamsOutbound > 0 {
-			in := cmp(p.PeerStreamsInbound, p.StreamsInbound)
-			out := cmp(p.PeerStreamsOutbound, p.StreamsOutbound)
-			limits.AddProtocolPeerLimit(p.ID, rcmgr.BaseLimit{
-				Streams:         in + out,
-				StreamsInbound:  in,
-				StreamsOutbound: out,
-				Memory:          p.Memory,
-			}, rcmgr.BaseLimitIncrease{})
-		}
-	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
-	if err != nil {
-		return nil, fmt.Errorf("mesh: resource manager: %w", err)
-	}
-	return rm, nil
-}
-
-// cmp returns v if it is set, else the protocol-wide fallback.
-func cmp(v, fallback int) int {
-	if v > 0 {
-		return v
-	}
-	return fallback
 }
 
 // spawn runs f in a goroutine owned by m, unless m is closed.
@@ -281,9 +241,29 @@ func (m *Mesh) ConnectInfo(ctx context.Context, info peer.AddrInfo) error {
 		return fmt.Errorf("%w: %s is this node's own id", ErrBadAddr, info.ID)
 	}
 	if err := m.h.Connect(ctx, info); err != nil {
+		if handshakeFailed(err) {
+			return fmt.Errorf("%w with %s (%s): %w", ErrHandshake, info.ID, m.keyHint(), err)
+		}
 		return fmt.Errorf("mesh: connect to %s: %w", info.ID, err)
 	}
 	return nil
+}
+
+// handshakeFailed reports whether a dial error says the connection was
+// made but its security handshake failed. libp2p reports that only in
+// the text of its dial errors ("failed to negotiate security protocol",
+// and "privnet:" for the private network's nonce exchange).
+func handshakeFailed(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "failed to negotiate security protocol") || strings.Contains(s, "privnet:")
+}
+
+// keyHint says what a failed handshake most likely means for this host.
+func (m *Mesh) keyHint() string {
+	if m.private {
+		return "the peer is not on this private mesh: it holds another swarm key or none"
+	}
+	return "the peer may run a private mesh: dial it with its swarm key"
 }
 
 // Protect marks the connection to p as important (for example a pipeline

@@ -55,10 +55,14 @@ type limiter struct {
 	sweepAt   int
 	limited   uint64 // streams refused in total
 	overflows uint64 // refusals because the bucket table was full
+	// byProto counts refusals by protocol. Its keys are protocols
+	// registered with Handle, so it stays small.
+	byProto map[protocol.ID]uint64
 }
 
 func newLimiter(def rateSpec, proto map[protocol.ID]rateSpec) *limiter {
-	return &limiter{def: def, proto: proto, buckets: make(map[limitKey]*bucket), sweepAt: 1024}
+	return &limiter{def: def, proto: proto, buckets: make(map[limitKey]*bucket), sweepAt: 1024,
+		byProto: make(map[protocol.ID]uint64)}
 }
 
 func (l *limiter) spec(proto protocol.ID) rateSpec {
@@ -84,6 +88,7 @@ func (l *limiter) allow(p peer.ID, proto protocol.ID, now time.Time) (ok bool, w
 		}
 		if len(l.buckets) >= maxBuckets {
 			l.limited++
+			l.byProto[proto]++
 			l.overflows++
 			return false, 0
 		}
@@ -99,6 +104,7 @@ func (l *limiter) allow(p peer.ID, proto protocol.ID, now time.Time) (ok bool, w
 		return true, 0
 	}
 	l.limited++
+	l.byProto[proto]++
 	b.dropped++
 	if now.Sub(b.warned) >= limitWarnEvery {
 		warn, b.dropped, b.warned = b.dropped, 0, now
@@ -124,4 +130,15 @@ func (l *limiter) stats() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.limited
+}
+
+// statsByProto returns the streams refused so far by protocol.
+func (l *limiter) statsByProto() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]uint64, len(l.byProto))
+	for p, n := range l.byProto {
+		out[string(p)] = n
+	}
+	return out
 }

@@ -42,6 +42,9 @@ func TestLimiterTokenBucket(t *testing.T) {
 	if got := l.stats(); got != 5 {
 		t.Errorf("refused = %d, want 5", got)
 	}
+	if got := l.statsByProto(); len(got) != 1 || got["/x"] != 5 {
+		t.Errorf("refused by protocol = %v, want map[/x:5]", got)
+	}
 	n := 0
 	for range 20 {
 		if ok, _ := l.allow(a, "/fast", t0); ok {
@@ -133,6 +136,9 @@ func TestHandleRateLimit(t *testing.T) {
 	}
 	if srv.StreamsRefused() == 0 {
 		t.Error("no stream refused")
+	}
+	if got, want := srv.Refusals().RateLimited["/test/echo/1"], srv.StreamsRefused(); got != want {
+		t.Errorf("Refusals().RateLimited[/test/echo/1] = %d, want all %d refusals", got, want)
 	}
 	if err := echo(calm); err != nil {
 		t.Errorf("another peer was limited too: %v", err)

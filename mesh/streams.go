@@ -26,6 +26,9 @@ type StreamHandler func(rw io.ReadWriteCloser, remote string)
 // the limit is reset without reaching h.
 func (m *Mesh) Handle(proto string, h StreamHandler) {
 	id := protocol.ID(proto)
+	if !m.limited[id] {
+		m.log.Warn("mesh: protocol has no resource-manager limit of its own; add it to Config.Protocols", "protocol", proto)
+	}
 	m.h.SetStreamHandler(id, func(s network.Stream) {
 		remote := s.Conn().RemotePeer()
 		if ok, warn := m.lim.allow(remote, id, time.Now()); !ok {
@@ -41,7 +44,8 @@ func (m *Mesh) Handle(proto string, h StreamHandler) {
 }
 
 // StreamsRefused is the number of inbound streams reset so far because
-// their peer exceeded its stream rate on a protocol.
+// their peer exceeded its stream rate on a protocol (Refusals has them by
+// protocol).
 func (m *Mesh) StreamsRefused() uint64 { return m.lim.stats() }
 
 // Open opens a stream of proto to the peer with id peerID, dialling addrs
