@@ -86,6 +86,7 @@ type Gossip struct {
 
 	accepted, rejected, ignored atomic.Uint64
 	scores                      atomic.Pointer[map[peer.ID]float64]
+	graylistings                atomic.Uint64
 
 	closeOnce sync.Once
 }

@@ -109,10 +109,60 @@ func channelScoreParams() *pubsub.TopicScoreParams {
 	}
 }
 
-// inspectScores records the router's latest peer scores.
+// inspectScores records the router's latest peer scores and counts the
+// peers that fell below GraylistThreshold since the last inspection.
 func (g *Gossip) inspectScores(scores map[peer.ID]float64) {
 	s := maps.Clone(scores)
-	g.scores.Store(&s)
+	prev := g.scores.Swap(&s)
+	for p, v := range s {
+		if v >= GraylistThreshold {
+			continue
+		}
+		if prev != nil {
+			if old, ok := (*prev)[p]; ok && old < GraylistThreshold {
+				continue
+			}
+		}
+		g.graylistings.Add(1)
+	}
+}
+
+// ScoreStats summarises the peer scores (see Scores) for operators.
+type ScoreStats struct {
+	// Peers is how many peers the router scores now.
+	Peers int
+	// Below counts the peers scored below each threshold now. The bands
+	// nest: a graylisted peer is below the publish and gossip thresholds
+	// too.
+	BelowGossip, BelowPublish, Graylisted int
+	// Graylistings counts the times a peer's score fell below
+	// GraylistThreshold, as seen by inspections a second apart.
+	Graylistings uint64
+	// Lowest is the lowest score now, or 0 with no peers.
+	Lowest float64
+}
+
+// ScoreStats returns the summary of the latest peer scores.
+func (g *Gossip) ScoreStats() ScoreStats {
+	st := ScoreStats{Graylistings: g.graylistings.Load()}
+	s := g.scores.Load()
+	if s == nil {
+		return st
+	}
+	st.Peers = len(*s)
+	for _, v := range *s {
+		st.Lowest = min(st.Lowest, v)
+		if v < GossipThreshold {
+			st.BelowGossip++
+		}
+		if v < PublishThreshold {
+			st.BelowPublish++
+		}
+		if v < GraylistThreshold {
+			st.Graylisted++
+		}
+	}
+	return st
 }
 
 // Scores returns the GossipSub score of every peer the router tracks, as

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // TestScorePolicy checks the arithmetic the package doc promises, from the
@@ -57,5 +58,34 @@ func TestScoresBeforeInspection(t *testing.T) {
 	}
 	if s := g.Scores(); s == nil {
 		t.Error("Scores returned nil")
+	}
+}
+
+// TestScoreStats: the bands nest, and a peer counts as graylisted once per
+// fall below the threshold, however many inspections it stays there.
+func TestScoreStats(t *testing.T) {
+	// No router: the steps feed inspectScores themselves.
+	g := &Gossip{}
+	if st := g.ScoreStats(); st != (ScoreStats{}) {
+		t.Fatalf("fresh ScoreStats = %+v", st)
+	}
+	steps := []struct {
+		scores map[peer.ID]float64
+		want   ScoreStats
+	}{
+		{map[peer.ID]float64{"a": 5, "b": -20, "c": -200},
+			ScoreStats{Peers: 3, BelowGossip: 2, BelowPublish: 1, Graylisted: 1, Graylistings: 1, Lowest: -200}},
+		{map[peer.ID]float64{"a": 5, "b": -150, "c": -190}, // b falls, c stays
+			ScoreStats{Peers: 3, BelowGossip: 2, BelowPublish: 2, Graylisted: 2, Graylistings: 2, Lowest: -190}},
+		{map[peer.ID]float64{"a": 5, "b": -90}, // b recovers, c is forgotten
+			ScoreStats{Peers: 2, BelowGossip: 1, BelowPublish: 1, Graylistings: 2, Lowest: -90}},
+		{map[peer.ID]float64{"a": 5, "b": -101}, // b falls again
+			ScoreStats{Peers: 2, BelowGossip: 1, BelowPublish: 1, Graylisted: 1, Graylistings: 3, Lowest: -101}},
+	}
+	for i, s := range steps {
+		g.inspectScores(s.scores)
+		if got := g.ScoreStats(); got != s.want {
+			t.Errorf("step %d: got %+v, want %+v", i, got, s.want)
+		}
 	}
 }
