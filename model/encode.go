@@ -24,7 +24,15 @@ import "strings"
 // run.c rescans every pair after each merge (quadratic time); this finds
 // the same merges in O(n log n) with a heap, so long inputs from clients
 // are safe to encode.
+//
+// A byte-level BPE tokenizer (NewBPE) encodes as its Hugging Face
+// tokenizer.json does instead (see BPEConfig): BOS only if it adds one,
+// special tokens matched verbatim, the pre-tokenizer's chunks, merges by
+// rank; text is not cut at a NUL byte.
 func (t *Tokenizer) Encode(text string, bos, eos bool) []int {
+	if t.bpe != nil {
+		return t.bpe.encode(t.pieces, text, bos, eos)
+	}
 	if i := strings.IndexByte(text, 0); i >= 0 {
 		text = text[:i]
 	}

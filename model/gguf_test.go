@@ -428,7 +428,7 @@ func TestGGUFHostile(t *testing.T) {
 		{name: "invalid config", mutate: func(s *ggufSpec) { s.kv("llama.attention.head_count").val = uint32(3) }, is: ErrConfig, want: "divisible"},
 		{name: "partial rope", mutate: func(s *ggufSpec) { s.kv("llama.rope.dimension_count").val = uint32(2) }, is: ErrUnsupported, want: "dimension_count"},
 		{name: "non-finite weight", mutate: func(s *ggufSpec) { copy(s.tensors[1].data, f32Bytes([]float32{float32(math.Inf(1))})) }, is: ErrFormat, want: "non-finite"},
-		{name: "other tokenizer", mutate: func(s *ggufSpec) { s.kv("tokenizer.ggml.model").val = "gpt2" }, is: ErrUnsupported, want: `"gpt2"`},
+		{name: "other tokenizer", mutate: func(s *ggufSpec) { s.kv("tokenizer.ggml.model").val = "bert" }, is: ErrUnsupported, want: `"bert"`},
 		{name: "scores length", mutate: func(s *ggufSpec) { s.kv("tokenizer.ggml.scores").val = []float32{1} }, is: ErrTokenizer, want: "scores"},
 		{name: "byte token moved", mutate: func(s *ggufSpec) { s.kv("tokenizer.ggml.tokens").val.([]string)[10] = "x" }, is: ErrTokenizer, want: "token 10"},
 		{name: "bos id", mutate: func(s *ggufSpec) { s.kv("tokenizer.ggml.bos_token_id").val = uint32(5) }, is: ErrUnsupported, want: "bos_token_id"},

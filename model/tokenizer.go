@@ -34,6 +34,10 @@ type Tokenizer struct {
 	// bytesOnly: the vocabulary is exactly unk, BOS, EOS and the 256 byte
 	// pieces, the tokenizer of byte-level models (see Encode).
 	bytesOnly bool
+	// bpe is set for a byte-level BPE tokenizer (NewBPE, ReadBPE), which
+	// Encode, Decode and MarshalBinary then follow; pieces hold each
+	// token's bytes, scores and lookup are unused.
+	bpe *bpe
 }
 
 // newTokenizer builds the lookup table. Pieces must be NUL-free.
@@ -114,8 +118,13 @@ func ReadTokenizer(data []byte, vocabSize int) (*Tokenizer, error) {
 }
 
 // MarshalBinary encodes t in the llama2.c tokenizer format ReadTokenizer
-// reads; a file read by ReadTokenizer is reproduced byte for byte.
+// reads; a file read by ReadTokenizer is reproduced byte for byte. A
+// byte-level BPE tokenizer is encoded in the format ReadBPE reads (see
+// Format).
 func (t *Tokenizer) MarshalBinary() ([]byte, error) {
+	if t.bpe != nil {
+		return t.marshalBPE(), nil
+	}
 	size := 4
 	for _, p := range t.pieces {
 		size += 8 + len(p)
@@ -153,8 +162,12 @@ func (t *Tokenizer) Score(id int) float32 {
 // run.c's decode(): after BOS a leading space is dropped; a piece of the
 // form "<0xHH>" stands for the raw byte 0xHH. Like run.c, the result is a C
 // string: byte 0x00 decodes to "". A token outside the vocabulary decodes
-// to "" (run.c would read out of bounds).
+// to "" (run.c would read out of bounds). A byte-level BPE token decodes
+// to its raw bytes (a special token to its text) whatever prev is.
 func (t *Tokenizer) Decode(prev, tok int) string {
+	if t.bpe != nil {
+		return t.bpeDecode(tok)
+	}
 	if tok < 0 || tok >= len(t.pieces) {
 		return ""
 	}
