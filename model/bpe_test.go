@@ -214,11 +214,11 @@ func TestBPEKnown(t *testing.T) {
 		c.Merges = append(c.Merges, [2]string{l, r})
 		c.Tokens = append(c.Tokens, BPEToken{Text: l + r, Kind: BPENormal})
 	}
-	add("Ġ", "t")    // 256 " t"
-	add("h", "e")    // 257 "he"
-	add("Ġt", "he")  // 258 " the"
-	add("e", "r")    // 259 "er"
-	add("Ġthe", "r") // 260 " ther"
+	add("Ġ", "t")                                                         // 256 " t"
+	add("h", "e")                                                         // 257 "he"
+	add("Ġt", "he")                                                       // 258 " the"
+	add("e", "r")                                                         // 259 "er"
+	add("Ġthe", "r")                                                      // 260 " ther"
 	c.Tokens = append(c.Tokens, BPEToken{Text: "Ġhero", Kind: BPENormal}) // 261, no merge makes it
 	tok, err := NewBPE(c)
 	if err != nil {
