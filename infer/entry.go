@@ -14,8 +14,9 @@ import (
 // Generate runs req with this peer as the entry: it tokenizes, plans a
 // chain over the known servers, streams activations through it, samples
 // with the head and calls emit with each piece of text, prompt included,
-// in order. It returns when the steps are done, BOS is sampled, emit fails
-// or ctx ends.
+// in order. It returns when the steps are done, a stop token is sampled
+// (model.Tokenizer.IsStop: BOS as in run.c, or a BPE tokenizer's end of
+// text or turn), emit fails or ctx ends.
 func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) error) (st Stats, err error) {
 	if err := req.Validate(); err != nil {
 		return st, err
@@ -52,7 +53,7 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 
 	start := time.Now()
 	say := func(prev, next int, forced bool) error {
-		return emit(Token{ID: next, Piece: []byte(model.SafePrint(tok.Decode(prev, next))), Prompt: forced})
+		return emit(Token{ID: next, Piece: []byte(tok.Print(prev, next)), Prompt: forced})
 	}
 	sampler := model.NewSampler(cfg.VocabSize, req.Temperature, req.TopP, req.Seed)
 	logits := make([]float32, cfg.VocabSize)
@@ -68,7 +69,7 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 	// The prompt runs as one batch; its pieces are forced, as in run.c.
 	k := min(len(prompt), steps)
 	for i := 0; i+1 < k; i++ {
-		if prompt[i+1] == model.BOS {
+		if prompt[i+1] == model.BOS && tok.Format() == model.TokenizerLlama2C { // run.c stops at a BOS in the prompt
 			return finish(StopBOS)
 		}
 		if err := say(prompt[i], prompt[i+1], true); err != nil {
@@ -89,7 +90,7 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 		stepSecs := time.Since(stepAt).Seconds()
 		m.Logits(x, logits)
 		next := sampler.Sample(logits)
-		if next == model.BOS {
+		if tok.IsStop(next) {
 			return finish(StopBOS)
 		}
 		if err := say(token, next, false); err != nil {

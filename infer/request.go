@@ -69,7 +69,7 @@ type Token struct {
 const (
 	StopSteps     = "steps"      // the step limit (or the context) was reached
 	StopMaxTokens = "max_tokens" // MaxTokens new tokens were generated
-	StopBOS       = "bos"        // the model emitted BOS, run.c's end of text
+	StopBOS       = "bos"        // the model emitted a stop token: BOS (run.c's end of text) or a BPE end of text or turn
 )
 
 // Stats describes a finished request.

@@ -129,8 +129,9 @@ func DecodeBlock(cfg model.Config, i int, data []byte) (*model.Block, error) {
 }
 
 // EncodeHead encodes the head shard: the head's F32 tensors, the tokenizer
-// as a U8 tensor "tokenizer" in llama2.c format, and metadata
-// {"strata.kind":"head","strata.tokenizer":"llama2c"}.
+// as a U8 tensor "tokenizer" in its format (tok.MarshalBinary), and metadata
+// {"strata.kind":"head","strata.tokenizer":FORMAT}, FORMAT "llama2c" or, for
+// a byte-level BPE tokenizer, "bpe" (model.Tokenizer.Format).
 func EncodeHead(cfg model.Config, h *model.Head, tok *model.Tokenizer) ([]byte, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrShard, err)
@@ -150,7 +151,7 @@ func EncodeHead(cfg model.Config, h *model.Head, tok *model.Tokenizer) ([]byte, 
 		return nil, fmt.Errorf("%w: tokenizer: %w", ErrShard, err)
 	}
 	ts = append(ts, Tensor{Name: TokenizerTensor, DType: U8, Shape: []int{len(tb)}, Data: tb})
-	return Encode(map[string]string{MetaKind: KindHead, MetaTokenizer: TokenizerLlama2C}, ts)
+	return Encode(map[string]string{MetaKind: KindHead, MetaTokenizer: tok.Format()}, ts)
 }
 
 // DecodeHead decodes a head shard into the head weights and the tokenizer.
@@ -165,8 +166,9 @@ func DecodeHead(cfg model.Config, data []byte) (*model.Head, *model.Tokenizer, e
 	if k := f.Metadata[MetaKind]; k != KindHead {
 		return nil, nil, fmt.Errorf("%w: kind %q, want %q", ErrShard, k, KindHead)
 	}
-	if tf := f.Metadata[MetaTokenizer]; tf != TokenizerLlama2C {
-		return nil, nil, fmt.Errorf("%w: tokenizer format %q, want %q", ErrShard, tf, TokenizerLlama2C)
+	tf := f.Metadata[MetaTokenizer]
+	if tf != TokenizerLlama2C && tf != model.TokenizerBPE {
+		return nil, nil, fmt.Errorf("%w: tokenizer format %q, want %q or %q", ErrShard, tf, TokenizerLlama2C, model.TokenizerBPE)
 	}
 	var rest []Tensor
 	var tokData []byte
@@ -184,7 +186,7 @@ func DecodeHead(cfg model.Config, data []byte) (*model.Head, *model.Tokenizer, e
 	if !found {
 		return nil, nil, fmt.Errorf("%w: head shard has no %q tensor", ErrShard, TokenizerTensor)
 	}
-	tok, err := model.ReadTokenizer(tokData, cfg.VocabSize)
+	tok, err := model.ReadTokenizerFormat(tf, tokData, cfg.VocabSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: tokenizer: %w", ErrShard, err)
 	}
