@@ -6,14 +6,63 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/strata-mesh/strata/infer"
 	"github.com/strata-mesh/strata/mesh"
 )
 
-// Query dials the node at addr (a full multiaddr ending in /p2p/ID) with a
-// throwaway identity, sends req and calls emit with each piece of text as
-// it arrives. The dialled node is the entry peer of the request.
+// Client asks nodes for text, status and training rounds, each request
+// from a throwaway host with a throwaway identity. The zero value dials
+// the public mesh and logs nothing.
+type Client struct {
+	// SwarmKey, if set, is the 32-byte key of a private mesh (see
+	// mesh.LoadSwarmKey). The client then speaks only to nodes holding the
+	// same key, over TCP; a node without it (or with another key) refuses
+	// the handshake, an error wrapping mesh.ErrHandshake.
+	SwarmKey []byte
+	// Logger receives the throwaway host's events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Query dials the node at addr (a full multiaddr ending in /p2p/ID), sends
+// req and calls emit with each piece of text as it arrives. The dialled
+// node is the entry peer of the request.
+func (c Client) Query(ctx context.Context, addr string, req infer.Request, emit func(infer.Token) error) (infer.Stats, error) {
+	return Query(c.with(ctx), addr, req, emit, c.Logger)
+}
+
+// Status asks the node at addr for its status (see QueryStatus).
+func (c Client) Status(ctx context.Context, addr string) (Status, []byte, error) {
+	return QueryStatus(c.with(ctx), addr, c.Logger)
+}
+
+// Rounds asks the node at addr for its training run and history (see
+// QueryRounds).
+func (c Client) Rounds(ctx context.Context, addr string) (RunInfo, error) {
+	return QueryRounds(c.with(ctx), addr, c.Logger)
+}
+
+// Reach connects to the node at addr and hangs up, to tell early whether
+// it can be reached at all (for example with this client's swarm key).
+func (c Client) Reach(ctx context.Context, addr string) error {
+	m, _, err := connect(c.with(ctx), addr, c.Logger)
+	if err != nil {
+		return err
+	}
+	return m.Close()
+}
+
+// clientKey carries a Client's settings in the context of one request:
+// the package-level query functions share one dial, which reads them from
+// there, so each takes no further arguments.
+type clientKey struct{}
+
+func (c Client) with(ctx context.Context) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// Query is Client.Query with the zero Client and log as its logger.
 func Query(ctx context.Context, addr string, req infer.Request, emit func(infer.Token) error, log *slog.Logger) (infer.Stats, error) {
 	rw, peer, done, err := dial(ctx, addr, infer.GenerateProtocolID, log)
 	if errors.Is(err, errNoProtocol) {
@@ -33,24 +82,12 @@ var errNoProtocol = errors.New("no stream of the protocol")
 // a throwaway host and opens a stream of proto. It returns the stream, the
 // node's peer id and a function that closes both. If the node cannot be
 // reached the error says so; if it does not open the stream, the error
-// wraps errNoProtocol, so callers can say what the node should serve.
+// wraps errNoProtocol, so callers can say what the node should serve. The
+// Client in ctx, if any, gives the swarm key.
 func dial(ctx context.Context, addr, proto string, log *slog.Logger) (io.ReadWriteCloser, string, func(), error) {
-	info, err := mesh.ParseAddr(addr)
+	m, peer, err := connect(ctx, addr, log)
 	if err != nil {
-		return nil, "", nil, err
-	}
-	key, err := mesh.NewEphemeralKey()
-	if err != nil {
-		return nil, "", nil, err
-	}
-	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log, NoDHT: true})
-	if err != nil {
-		return nil, "", nil, err
-	}
-	peer := info.ID.String()
-	if _, err := m.Connect(ctx, addr); err != nil {
-		m.Close()
-		return nil, peer, nil, fmt.Errorf("node: cannot reach %s: %w", addr, err)
+		return nil, peer, nil, err
 	}
 	rw, err := m.Open(ctx, peer, nil, proto)
 	if err != nil {
@@ -58,4 +95,31 @@ func dial(ctx context.Context, addr, proto string, log *slog.Logger) (io.ReadWri
 		return nil, peer, nil, fmt.Errorf("%w: %w", errNoProtocol, err)
 	}
 	return rw, peer, func() { rw.Close(); m.Close() }, nil
+}
+
+// connect starts a throwaway host (on the private mesh of the swarm key
+// of the Client in ctx, if any) and connects it to the node at addr.
+func connect(ctx context.Context, addr string, log *slog.Logger) (*mesh.Mesh, string, error) {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	info, err := mesh.ParseAddr(addr)
+	if err != nil {
+		return nil, "", err
+	}
+	peer := info.ID.String()
+	if len(c.SwarmKey) > 0 && strings.Contains(addr, "/quic") {
+		return nil, peer, fmt.Errorf("node: %s is a QUIC address, but a private mesh runs over TCP only; give the node's /tcp/ address", addr)
+	}
+	key, err := mesh.NewEphemeralKey()
+	if err != nil {
+		return nil, peer, err
+	}
+	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log, NoDHT: true, PSK: c.SwarmKey})
+	if err != nil {
+		return nil, peer, err
+	}
+	if _, err := m.Connect(ctx, addr); err != nil {
+		m.Close()
+		return nil, peer, fmt.Errorf("node: cannot reach %s: %w", addr, err)
+	}
+	return m, peer, nil
 }

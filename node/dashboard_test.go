@@ -91,7 +91,7 @@ func TestDashboard(t *testing.T) {
 			{"strata_run_updates_fetched_total", nil, 2},
 			{"strata_run_updates_rejected_total", nil, 0},
 			{"strata_run_messages_total", []string{"direction", "received", "kind", "announce"}, 1},
-			{"strata_run_messages_total", []string{"direction", "received", "kind", "vote"}, 1},
+			{"strata_run_messages_total", []string{"direction", "received", "kind", "commit"}, 1},
 			{"strata_run_messages_total", []string{"direction", "sent", "kind", "announce"}, 1},
 		} {
 			got, ok := value(fams, m.name, m.labels...)

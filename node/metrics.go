@@ -109,9 +109,10 @@ func runMessageKind(data []byte) string {
 	case len(data) >= 1 && data[0] == msgAnnounce:
 		return "announce"
 	case len(data) >= 3 && data[0] == msgConsensus:
-		// The consensus wire format starts with its version, then the kind.
-		switch k := consensus.Kind(data[2]); k {
-		case consensus.KindPropose, consensus.KindVote, consensus.KindCommit:
+		// The consensus wire format starts with its version, then the
+		// kind; the kinds that travel between peers come first, up to
+		// the certificate.
+		if k := consensus.Kind(data[2]); k >= consensus.KindPropose && k <= consensus.KindCommit {
 			return k.String()
 		}
 	}

@@ -90,6 +90,8 @@ type generateCmd struct {
 	TopP        float32 `short:"p" name:"top-p" help:"Nucleus sampling cutoff in [0,1]." default:"0.9"`
 	Seed        uint64  `short:"s" help:"Random seed (default: from the clock)."`
 	Prompt      string  `arg:"" optional:"" help:"Prompt text."`
+
+	swarmKeyFlag `embed:""`
 }
 
 func (c *generateCmd) Run(e *env) error {
@@ -98,13 +100,17 @@ func (c *generateCmd) Run(e *env) error {
 		seed = uint64(timeNow().UnixNano())
 	}
 	req := infer.Request{Model: c.Model, Prompt: c.Prompt, Steps: c.Steps, Temperature: c.Temperature, TopP: c.TopP, Seed: seed}
-	st, err := node.Query(e.ctx, c.Peer, req, func(t infer.Token) error {
-		_, err := os.Stdout.Write(t.Piece)
-		return err
-	}, quiet())
-	fmt.Println() // run.c ends its output with a newline
+	client, err := c.client(quiet())
 	if err != nil {
 		return err
+	}
+	st, err := client.Query(e.ctx, c.Peer, req, func(t infer.Token) error {
+		_, err := os.Stdout.Write(t.Piece)
+		return err
+	})
+	fmt.Println() // run.c ends its output with a newline
+	if err != nil {
+		return c.hint(err)
 	}
 	fmt.Fprintf(os.Stderr, "achieved tok/s: %f (%d forward passes through %s)\n", st.TokensPerSec, st.Forward, chain(st.Chain))
 	return nil

@@ -152,12 +152,18 @@ func roundLine(r node.RoundRecord) string {
 type roundsCmd struct {
 	Peer string `help:"Full multiaddr of a peer taking part in the run." required:""`
 	JSON bool   `name:"json" help:"Print the run and its history as JSON."`
+
+	swarmKeyFlag `embed:""`
 }
 
 func (c *roundsCmd) Run(e *env) error {
-	info, err := node.QueryRounds(e.ctx, c.Peer, quiet())
+	client, err := c.client(quiet())
 	if err != nil {
 		return err
+	}
+	info, err := client.Rounds(e.ctx, c.Peer)
+	if err != nil {
+		return c.hint(err)
 	}
 	if c.JSON {
 		enc := json.NewEncoder(os.Stdout)

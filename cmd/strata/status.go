@@ -20,6 +20,8 @@ type statusCmd struct {
 	Peer    string        `name:"peer" help:"Full multiaddr of a node (ending in /p2p/ID): ask it over libp2p, no --http needed." xor:"addr"`
 	Timeout time.Duration `help:"Give up after this long." default:"10s"`
 	JSON    bool          `name:"json" help:"Print the node's status JSON as it came."`
+
+	swarmKeyFlag `embed:""`
 }
 
 // maxStatus bounds the status document read from a node.
@@ -35,9 +37,13 @@ func (c *statusCmd) run(ctx context.Context, log *slog.Logger, w io.Writer) erro
 	var err error
 	switch {
 	case c.Peer != "":
-		st, raw, err = node.QueryStatus(ctx, c.Peer, log)
+		var client node.Client
+		if client, err = c.client(log); err != nil {
+			return err
+		}
+		st, raw, err = client.Status(ctx, c.Peer)
 		if err != nil {
-			err = fmt.Errorf("status: %w", err)
+			err = c.hint(fmt.Errorf("status: %w", err))
 		}
 	case c.HTTP != "":
 		st, raw, err = fetchStatus(ctx, c.HTTP)

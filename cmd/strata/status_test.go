@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/strata-mesh/strata/infer"
+	"github.com/strata-mesh/strata/mesh"
 	"github.com/strata-mesh/strata/node"
 )
 
@@ -172,3 +176,38 @@ func TestStatusPeer(t *testing.T) {
 
 // collapse turns runs of spaces into one, as tabwriter pads cells.
 func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// TestStatusPeerSwarmKey: strata status --peer reaches a node of a private
+// mesh with --swarm-key, and without it fails at once, naming the flag.
+func TestStatusPeerSwarmKey(t *testing.T) {
+	ctx := context.Background()
+	file, err := mesh.NewSwarmKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(t.TempDir(), "swarm.key")
+	if err := os.WriteFile(keyPath, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	psk, err := mesh.LoadSwarmKey(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(ctx, node.Config{Repo: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, PSK: psk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var b strings.Builder
+	c := &statusCmd{Peer: n.Addrs()[0], Timeout: 30 * time.Second, swarmKeyFlag: swarmKeyFlag{SwarmKey: keyPath}}
+	if err := c.run(ctx, nil, &b); err != nil {
+		t.Fatalf("with --swarm-key: %v", err)
+	}
+	if !strings.Contains(collapse(b.String()), "peer "+n.ID()) {
+		t.Errorf("with --swarm-key, strata status printed\n%s", b.String())
+	}
+	c = &statusCmd{Peer: n.Addrs()[0], Timeout: 30 * time.Second}
+	if err := c.run(ctx, nil, &b); !errors.Is(err, mesh.ErrHandshake) || !strings.Contains(err.Error(), "--swarm-key") {
+		t.Errorf("without --swarm-key: err = %v, want a handshake failure naming --swarm-key", err)
+	}
+}

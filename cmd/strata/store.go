@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/strata-mesh/strata/mesh"
 	"github.com/strata-mesh/strata/node"
 	"github.com/strata-mesh/strata/shards"
 )
@@ -127,13 +129,33 @@ type fetchCmd struct {
 	Listen    []string `help:"Multiaddrs to listen on while fetching." default:"/ip4/0.0.0.0/tcp/0"`
 	Blocks    string   `help:"Blocks to fetch, LO:HI (default: all)."`
 	Model     string   `arg:"" name:"cid" help:"Model CID (its manifest)."`
+
+	swarmKeyFlag `embed:""`
 }
 
 func (c *fetchCmd) Run(e *env) error {
-	res, err := node.Fetch(e.ctx, node.Config{
+	cfg := node.Config{
 		Repo: c.Repo, Listen: c.Listen, Bootstrap: c.Bootstrap, Model: c.Model, Blocks: c.Blocks,
 		Logger: quiet(), Progress: progressFunc(),
-	})
+	}
+	client, err := c.client(quiet())
+	if err != nil {
+		return err
+	}
+	if cfg.PSK = client.SwarmKey; cfg.PSK != nil {
+		if cfg.Listen = tcpOnly(c.Listen); len(cfg.Listen) == 0 {
+			return fmt.Errorf("strata: --swarm-key needs a TCP --listen address; QUIC cannot carry a private swarm")
+		}
+	}
+	// The fetch itself dials its bootstrap peers in the background and
+	// would wait for providers behind a swarm key it does not hold: first
+	// make sure the handshake works with one of them, so a missing or
+	// wrong key fails at once, saying so. Other dial errors are left to
+	// the fetch, which retries.
+	if err := reachAny(e.ctx, client, c.Bootstrap); errors.Is(err, mesh.ErrHandshake) {
+		return c.hint(err)
+	}
+	res, err := node.Fetch(e.ctx, cfg)
 	if err != nil {
 		return err
 	}
