@@ -31,6 +31,8 @@ type cli struct {
 	Rounds   roundsCmd   `cmd:"" help:"Print a federated training run's committed history, asked of any participant."`
 	Bench    benchCmd    `cmd:"" help:"Measure tokens/s in one process and across local nodes, and the latency per hop."`
 	Status   statusCmd   `cmd:"" help:"Show a running node's status: itself, its peer table, coverage, route and bans."`
+	Fsck     fsckCmd     `cmd:"" help:"Re-hash every object of a repo against its CID and list the corrupt ones."`
+	Chaos    chaosCmd    `cmd:"" help:"Soak a local mesh: kill -9 and restart random nodes while generations and a training run go on, then check outputs, histories and stores."`
 }
 
 // env is what every command gets: a context cancelled by SIGINT/SIGTERM
