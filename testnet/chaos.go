@@ -277,9 +277,10 @@ func jitter(rng *rand.Rand, d time.Duration) time.Duration {
 	return d/2 + time.Duration(rng.Int64N(int64(d)+1))
 }
 
-// chaos is the kill loop: it runs until ctx ends. Kills are decided by
-// rng alone (the victim among the killable nodes, the gaps and the down
-// times), so a seed replays the same choices against the same states.
+// chaos is the kill loop: it runs until ctx ends. Every random choice
+// (the gaps, the victim among the killable nodes, the down times) comes
+// from rng; which nodes are killable at a given moment depends on timing,
+// so a seed replays the same choices, not always the same kills.
 func (s *soak) chaos(ctx context.Context, rng *rand.Rand) {
 	log := s.o.Logger
 	next := time.Now().Add(jitter(rng, s.o.KillEvery))

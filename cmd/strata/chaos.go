@@ -15,8 +15,8 @@ import (
 
 type chaosCmd struct {
 	Duration  time.Duration `help:"How long to kill and restart nodes." default:"10m"`
-	Nodes     int           `help:"Number of node processes: --trainers of them train, the others serve the model." default:"7"`
-	Trainers  int           `help:"Nodes on the training run's roster (4 is the smallest roster that commits with a member down)." default:"4"`
+	Nodes     int           `help:"Number of node processes: --trainers of them train, the others serve the model (the first holding every block, the rest splitting them). A lone serving node is never killed." default:"7"`
+	Trainers  int           `help:"Nodes on the training run's roster. Trainers are killed only while a quorum (more than 2/3) stays up, so 4 is the smallest roster that sees kills." default:"4"`
 	Seed      uint64        `help:"Seed of every random choice: which node is killed, when and for how long, which node a client dials." default:"1"`
 	KillEvery time.Duration `name:"kill-every" help:"Mean time between kills (±50%); a killed node stays down as long." default:"8s"`
 	Clients   int           `help:"Concurrent generation loops." default:"1"`

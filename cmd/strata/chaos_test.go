@@ -18,7 +18,7 @@ import (
 // generations checked against REFERENCE.md Case 2. It must exit 0 and
 // print zero wrong outputs, zero divergent histories and zero corrupt
 // objects, after at least one kill and restart, correct generations and a
-// committed round.
+// committed round, and no node may have exited without being killed.
 func TestChaos(t *testing.T) {
 	ckpt, tok := reftest.Checkpoint(t), reftest.Tokenizer(t)
 	bin := binary(t)
@@ -58,6 +58,7 @@ func TestChaos(t *testing.T) {
 		{`(?m)^kills +(\d+)`, func(n int) bool { return n > 0 }, "kills: want some"},
 		{`(?m)^kills .*, (\d+) restarts`, func(n int) bool { return n > 0 }, "restarts: want some"},
 		{`(?m)^rounds +(\d+) committed`, func(n int) bool { return n > 0 }, "committed rounds: want some"},
+		{`(?m)^kills .*, (\d+) unexpected exits`, func(n int) bool { return n == 0 }, "nodes that exited without being killed: want 0"},
 	} {
 		if n := count(c.re); !c.want(n) {
 			t.Errorf("%s: got %d", c.what, n)
