@@ -65,7 +65,7 @@ func (m *Model) NewBatch(lo, hi, maxN int) *Batch {
 		sqrtHS:    tensor.Sqrt(float32(c.HeadSize())),
 		seqStates: make([]*State, maxN), seqXs: make([][]float32, maxN), seqPos: make([]int, maxN),
 	}
-	tensor.RoPEFreqs(b.freq, c.HeadSize(), c.RopeTheta)
+	c.RoPEFreqs(b.freq)
 	return b
 }
 
@@ -222,6 +222,13 @@ func (b *Batch) block(states []*State, xs [][]float32, pos []int, w *Block, li i
 	matMul(q, w.Wq, qw.Wq, xb, dim, dim, n)
 	matMul(k, w.Wk, qw.Wk, xb, kvDim, dim, n)
 	matMul(v, w.Wv, qw.Wv, xb, kvDim, dim, n)
+	if w.Bq != nil {
+		for j := range n {
+			tensor.Add(q[j*dim:(j+1)*dim], w.Bq)
+			tensor.Add(k[j*kvDim:(j+1)*kvDim], w.Bk)
+			tensor.Add(v[j*kvDim:(j+1)*kvDim], w.Bv)
+		}
+	}
 	for j, s := range states {
 		cos, sin := b.cos[j*hh:(j+1)*hh], b.sin[j*hh:(j+1)*hh]
 		kj := k[j*kvDim : (j+1)*kvDim]

@@ -34,6 +34,71 @@ type Config struct {
 	SharedClassifier bool    `json:"shared_classifier"`
 	NormEps          float32 `json:"norm_eps"`   // RMSNorm epsilon, 1e-5 for llama2.c
 	RopeTheta        float32 `json:"rope_theta"` // RoPE base, 10000 for llama2.c
+	// QKVBias: every block adds biases bq, bk, bv to its query, key and
+	// value projections (Qwen2). Left out of the JSON when false, so the
+	// manifests of models without biases are unchanged.
+	QKVBias bool `json:"qkv_bias,omitempty"`
+	// RopeScaling rescales RoPE's frequencies (see RopeScaling); left out
+	// of the JSON when zero.
+	RopeScaling RopeScaling `json:"rope_scaling,omitzero"`
+}
+
+// RoPE scaling types.
+const (
+	// RopeLinear divides every frequency by Factor (position interpolation).
+	RopeLinear = "linear"
+	// RopeLlama3 is Llama 3.1's scaling: frequencies whose wavelength
+	// exceeds OriginalMaxPos/LowFreqFactor are divided by Factor, those
+	// below OriginalMaxPos/HighFreqFactor are kept, and those between are
+	// interpolated smoothly.
+	RopeLlama3 = "llama3"
+)
+
+// RopeScaling changes RoPE's frequencies for contexts longer than the
+// model was first trained on. The zero value is plain RoPE. The JSON
+// names are Hugging Face's rope_scaling fields.
+type RopeScaling struct {
+	Type           string  `json:"type"` // RopeLinear or RopeLlama3
+	Factor         float32 `json:"factor"`
+	LowFreqFactor  float32 `json:"low_freq_factor,omitempty"`
+	HighFreqFactor float32 `json:"high_freq_factor,omitempty"`
+	OriginalMaxPos int     `json:"original_max_position_embeddings,omitempty"`
+}
+
+// Validate reports whether r is plain RoPE or a scaling this package runs.
+// Errors wrap ErrConfig and name the field.
+func (r RopeScaling) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: rope_scaling "+format, append([]any{ErrConfig}, a...)...)
+	}
+	finite := func(v float32) bool { return v == v && v < 1e30 && v > -1e30 }
+	switch r.Type {
+	case "":
+		if r != (RopeScaling{}) {
+			return bad("has no type but sets factors %+v", r)
+		}
+	case RopeLinear:
+		if !(finite(r.Factor) && r.Factor >= 1 && r.Factor <= 1024) {
+			return bad("linear factor %g out of range [1, 1024]", r.Factor)
+		}
+		if r.LowFreqFactor != 0 || r.HighFreqFactor != 0 || r.OriginalMaxPos != 0 {
+			return bad("linear sets llama3 fields %+v", r)
+		}
+	case RopeLlama3:
+		switch {
+		case !(finite(r.Factor) && r.Factor >= 1 && r.Factor <= 1024):
+			return bad("llama3 factor %g out of range [1, 1024]", r.Factor)
+		case !(finite(r.LowFreqFactor) && r.LowFreqFactor > 0):
+			return bad("llama3 low_freq_factor %g, want > 0", r.LowFreqFactor)
+		case !(finite(r.HighFreqFactor) && r.HighFreqFactor > r.LowFreqFactor):
+			return bad("llama3 high_freq_factor %g, want > low_freq_factor %g", r.HighFreqFactor, r.LowFreqFactor)
+		case r.OriginalMaxPos < 1 || r.OriginalMaxPos > MaxSeqLen:
+			return bad("llama3 original_max_position_embeddings %d out of range [1, %d]", r.OriginalMaxPos, MaxSeqLen)
+		}
+	default:
+		return bad("type %.40q is not supported (only %q and %q)", r.Type, RopeLinear, RopeLlama3)
+	}
+	return nil
 }
 
 // HeadSize is the width of one attention head.
@@ -73,5 +138,5 @@ func (c Config) Validate() error {
 	case !(c.RopeTheta >= 1 && c.RopeTheta < 1e9):
 		return bad("rope_theta %g out of range [1, 1e9)", c.RopeTheta)
 	}
-	return nil
+	return c.RopeScaling.Validate()
 }

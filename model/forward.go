@@ -89,7 +89,7 @@ func (m *Model) NewState(lo, hi int) *State {
 		s.key[i] = make([]float32, c.SeqLen*c.KVDim())
 		s.val[i] = make([]float32, c.SeqLen*c.KVDim())
 	}
-	tensor.RoPEFreqs(s.freq, c.HeadSize(), c.RopeTheta)
+	c.RoPEFreqs(s.freq)
 	return s
 }
 
@@ -131,6 +131,11 @@ func (m *Model) block(s *State, b *Block, li int, x []float32, pos int) {
 	matVec(s.q, b.Wq, qb.Wq, s.xb, dim, dim)
 	matVec(k, b.Wk, qb.Wk, s.xb, kvDim, dim)
 	matVec(v, b.Wv, qb.Wv, s.xb, kvDim, dim)
+	if b.Bq != nil {
+		tensor.Add(s.q, b.Bq)
+		tensor.Add(k, b.Bk)
+		tensor.Add(v, b.Bv)
+	}
 	tensor.RoPE(s.q, s.cos, s.sin)
 	tensor.RoPE(k, s.cos, s.sin)
 
@@ -200,6 +205,9 @@ func (m *Model) ParamCount() int {
 	c := m.Config
 	d, kv, hid := c.Dim, c.KVDim(), c.HiddenDim
 	n := c.VocabSize*d + d + c.NLayers*(2*d+2*d*d+2*kv*d+3*hid*d)
+	if c.QKVBias {
+		n += c.NLayers * (d + 2*kv)
+	}
 	if !c.SharedClassifier {
 		n += c.VocabSize * d
 	}

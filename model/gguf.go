@@ -11,10 +11,11 @@ import (
 	"strings"
 )
 
-// ErrUnsupported is returned (wrapped) when a well-formed GGUF file holds
-// something this package cannot run: another architecture, a quantized
-// tensor type, an unknown tensor, a non-llama tokenizer.
-var ErrUnsupported = errors.New("model: unsupported GGUF content")
+// ErrUnsupported is returned (wrapped) when a well-formed GGUF file,
+// Hugging Face config.json or tokenizer.json holds something this package
+// cannot run: another architecture, a quantized tensor type, an unknown
+// tensor, a tokenizer model or pre-tokenizer, a RoPE scaling type.
+var ErrUnsupported = errors.New("model: unsupported")
 
 // GGUFMagic is the first four bytes of every GGUF file.
 const GGUFMagic = "GGUF"
@@ -607,38 +608,57 @@ func (f *ggufFile) llamaConfig() (Config, error) {
 	if !ok || arch.typ != ggufString {
 		return cfg, fmt.Errorf("%w: GGUF has no string general.architecture", ErrFormat)
 	}
-	if arch.s != "llama" {
-		return cfg, fmt.Errorf("%w: GGUF architecture %q; only \"llama\" is supported", ErrUnsupported, arch.s)
+	if arch.s != "llama" && arch.s != "qwen2" {
+		return cfg, fmt.Errorf("%w: GGUF architecture %q; only \"llama\" and \"qwen2\" are supported", ErrUnsupported, arch.s)
 	}
+	a := arch.s + "."
+	cfg.QKVBias = arch.s == "qwen2"
 	var err error
 	ints := []struct {
 		dst   *int
 		key   string
 		limit int
 	}{
-		{&cfg.Dim, "llama.embedding_length", MaxDim},
-		{&cfg.HiddenDim, "llama.feed_forward_length", MaxHidden},
-		{&cfg.NLayers, "llama.block_count", MaxLayers},
-		{&cfg.NHeads, "llama.attention.head_count", MaxHeads},
-		{&cfg.SeqLen, "llama.context_length", MaxSeqLen},
+		{&cfg.Dim, a + "embedding_length", MaxDim},
+		{&cfg.HiddenDim, a + "feed_forward_length", MaxHidden},
+		{&cfg.NLayers, a + "block_count", MaxLayers},
+		{&cfg.NHeads, a + "attention.head_count", MaxHeads},
+		{&cfg.SeqLen, a + "context_length", MaxSeqLen},
 	}
 	for _, e := range ints {
 		if *e.dst, err = f.uint(e.key, e.limit, 0); err != nil {
 			return cfg, err
 		}
 	}
-	if cfg.NKVHeads, err = f.uint("llama.attention.head_count_kv", MaxHeads, cfg.NHeads); err != nil {
+	if cfg.NKVHeads, err = f.uint(a+"attention.head_count_kv", MaxHeads, cfg.NHeads); err != nil {
 		return cfg, err
 	}
-	eps, err := f.float("llama.attention.layer_norm_rms_epsilon", 0)
+	eps, err := f.float(a+"attention.layer_norm_rms_epsilon", 0)
 	if err != nil {
 		return cfg, err
 	}
-	theta, err := f.float("llama.rope.freq_base", llama2cRopeTheta)
+	theta, err := f.float(a+"rope.freq_base", llama2cRopeTheta)
 	if err != nil {
 		return cfg, err
 	}
 	cfg.NormEps, cfg.RopeTheta = float32(eps), float32(theta)
+	if v, ok := f.kv[a+"rope.scaling.type"]; ok {
+		if v.typ != ggufString {
+			return cfg, fmt.Errorf("%w: GGUF %srope.scaling.type is a %s, want a string", ErrFormat, a, v.typeName())
+		}
+		switch v.s {
+		case "none":
+		case RopeLinear:
+			factor, err := f.float(a+"rope.scaling.factor", 0)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.RopeScaling = RopeScaling{Type: RopeLinear, Factor: float32(factor)}
+		default:
+			return cfg, fmt.Errorf("%w: GGUF %srope.scaling.type %.40q; only \"none\" and \"linear\" (and Llama 3 rope_freqs.weight) are supported",
+				ErrUnsupported, a, v.s)
+		}
+	}
 	emb, ok := f.byName["token_embd.weight"]
 	if !ok {
 		return cfg, fmt.Errorf("%w: GGUF tensor token_embd.weight is missing", ErrFormat)
@@ -649,27 +669,27 @@ func (f *ggufFile) llamaConfig() (Config, error) {
 		return cfg, fmt.Errorf("%w: GGUF tensor token_embd.weight has shape %s, want [%d vocab] with vocab ≤ %d",
 			ErrFormat, shapeString(d), cfg.Dim, MaxVocab)
 	}
-	if _, ok := f.kv["llama.vocab_size"]; ok {
-		n, err := f.uint("llama.vocab_size", MaxVocab, 0)
+	if _, ok := f.kv[a+"vocab_size"]; ok {
+		n, err := f.uint(a+"vocab_size", MaxVocab, 0)
 		if err != nil {
 			return cfg, err
 		}
 		if n != cfg.VocabSize {
-			return cfg, fmt.Errorf("%w: GGUF llama.vocab_size = %d but token_embd.weight has %d rows",
-				ErrFormat, n, cfg.VocabSize)
+			return cfg, fmt.Errorf("%w: GGUF %svocab_size = %d but token_embd.weight has %d rows",
+				ErrFormat, a, n, cfg.VocabSize)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("model: GGUF llama metadata: %w", err)
+		return cfg, fmt.Errorf("model: GGUF %s metadata: %w", arch.s, err)
 	}
-	if _, ok := f.kv["llama.rope.dimension_count"]; ok {
-		n, err := f.uint("llama.rope.dimension_count", MaxDim, 0)
+	if _, ok := f.kv[a+"rope.dimension_count"]; ok {
+		n, err := f.uint(a+"rope.dimension_count", MaxDim, 0)
 		if err != nil {
 			return cfg, err
 		}
 		if n != cfg.HeadSize() {
-			return cfg, fmt.Errorf("%w: GGUF llama.rope.dimension_count = %d; only RoPE over the whole head (%d) is supported",
-				ErrUnsupported, n, cfg.HeadSize())
+			return cfg, fmt.Errorf("%w: GGUF %srope.dimension_count = %d; only RoPE over the whole head (%d) is supported",
+				ErrUnsupported, a, n, cfg.HeadSize())
 		}
 	}
 	return cfg, nil
@@ -679,9 +699,14 @@ func (f *ggufFile) llamaConfig() (Config, error) {
 // cfg.SharedClassifier.
 func (f *ggufFile) llamaWeights(cfg *Config) (*Model, error) {
 	d, kv, hid, v := int64(cfg.Dim), int64(cfg.KVDim()), int64(cfg.HiddenDim), int64(cfg.VocabSize)
-	dimWhy := fmt.Sprintf("llama.embedding_length=%d", d)
-	kvWhy := fmt.Sprintf("llama.attention.head_count_kv=%d", cfg.NKVHeads)
-	hidWhy := fmt.Sprintf("llama.feed_forward_length=%d", hid)
+	a := "llama."
+	if cfg.QKVBias {
+		a = "qwen2."
+	}
+	dimWhy := fmt.Sprintf("%sembedding_length=%d", a, d)
+	kvWhy := fmt.Sprintf("%sattention.head_count_kv=%d", a, cfg.NKVHeads)
+	hidWhy := fmt.Sprintf("%sfeed_forward_length=%d", a, hid)
+	var ropeFreqs []float32
 	type want struct {
 		dims []int64
 		why  string
@@ -692,6 +717,7 @@ func (f *ggufFile) llamaWeights(cfg *Config) (*Model, error) {
 		"token_embd.weight":  {[]int64{d, v}, dimWhy, &m.Head.Embedding},
 		"output_norm.weight": {[]int64{d}, dimWhy, &m.Head.FinalNorm},
 		"output.weight":      {[]int64{d, v}, dimWhy, &m.Head.Classifier},
+		"rope_freqs.weight":  {[]int64{int64(cfg.HeadSize() / 2)}, "the head size", &ropeFreqs},
 	}
 	for l := range m.Blocks {
 		b := &Block{}
@@ -706,6 +732,11 @@ func (f *ggufFile) llamaWeights(cfg *Config) (*Model, error) {
 		wants[p+"ffn_gate.weight"] = want{[]int64{d, hid}, hidWhy, &b.W1}
 		wants[p+"ffn_down.weight"] = want{[]int64{hid, d}, hidWhy, &b.W2}
 		wants[p+"ffn_up.weight"] = want{[]int64{d, hid}, hidWhy, &b.W3}
+		if cfg.QKVBias {
+			wants[p+"attn_q.bias"] = want{[]int64{d}, dimWhy, &b.Bq}
+			wants[p+"attn_k.bias"] = want{[]int64{kv}, kvWhy, &b.Bk}
+			wants[p+"attn_v.bias"] = want{[]int64{kv}, kvWhy, &b.Bv}
+		}
 	}
 	// Check names and shapes of every tensor before reading any data.
 	for _, t := range f.tensors {
@@ -719,7 +750,7 @@ func (f *ggufFile) llamaWeights(cfg *Config) (*Model, error) {
 		}
 	}
 	for name := range wants {
-		if _, ok := f.byName[name]; !ok && name != "output.weight" {
+		if _, ok := f.byName[name]; !ok && name != "output.weight" && name != "rope_freqs.weight" {
 			return nil, fmt.Errorf("%w: GGUF tensor %s is missing", ErrFormat, name)
 		}
 	}
@@ -734,6 +765,64 @@ func (f *ggufFile) llamaWeights(cfg *Config) (*Model, error) {
 		m.Head.Classifier = nil
 		m.Config.SharedClassifier = true
 	}
+	if cfg.QKVBias {
+		// qwen2 GGUFs keep Hugging Face's q/k rows (llama.cpp runs them
+		// with NEOX RoPE, rotating halves); this package rotates pairs.
+		for _, b := range m.Blocks {
+			b.Wq, b.Wk = unpermuteHF(b.Wq, cfg.NHeads, cfg.Dim), unpermuteHF(b.Wk, cfg.NKVHeads, cfg.Dim)
+			b.Bq, b.Bk = unpermuteHF(b.Bq, cfg.NHeads, 1), unpermuteHF(b.Bk, cfg.NKVHeads, 1)
+		}
+	}
+	if ropeFreqs != nil {
+		if m.Config.RopeScaling.Type != "" {
+			return nil, fmt.Errorf("%w: GGUF has both %srope.scaling.type and rope_freqs.weight", ErrFormat, a)
+		}
+		r, err := f.llama3Scaling(m.Config, a, ropeFreqs)
+		if err != nil {
+			return nil, err
+		}
+		m.Config.RopeScaling = r
+	}
 	*cfg = m.Config
 	return m, nil
+}
+
+// llama3Scaling recognises a rope_freqs.weight tensor (llama.cpp's
+// per-frequency divisors, which its converter writes for Llama 3.1+
+// rope_scaling) as Llama 3 scaling: Factor is the largest divisor,
+// LowFreqFactor 1 and HighFreqFactor 4 (every Llama 3.x release), and
+// OriginalMaxPos the metadata's rope.scaling.original_context_length or
+// 8192. Every divisor must agree with that scaling to 1e-4; otherwise the
+// tensor is refused with ErrUnsupported, since arbitrary per-frequency
+// factors are not part of Config.
+func (f *ggufFile) llama3Scaling(cfg Config, a string, div []float32) (RopeScaling, error) {
+	factor := float32(1)
+	for _, d := range div {
+		factor = max(factor, d)
+	}
+	if factor == 1 {
+		return RopeScaling{}, nil
+	}
+	orig := 8192
+	if _, ok := f.kv[a+"rope.scaling.original_context_length"]; ok {
+		var err error
+		if orig, err = f.uint(a+"rope.scaling.original_context_length", MaxSeqLen, 0); err != nil {
+			return RopeScaling{}, err
+		}
+	}
+	r := RopeScaling{Type: RopeLlama3, Factor: factor, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: orig}
+	if err := r.Validate(); err != nil {
+		return RopeScaling{}, fmt.Errorf("%w: GGUF rope_freqs.weight: %w", ErrUnsupported, err)
+	}
+	cfg.RopeScaling = RopeScaling{}
+	base := make([]float32, len(div))
+	cfg.RoPEFreqs(base)
+	for p, d := range div {
+		want := float64(base[p]) / llama3Freq(float64(base[p]), r)
+		if math.Abs(float64(d)-want) > 1e-4*want || d <= 0 {
+			return RopeScaling{}, fmt.Errorf("%w: GGUF rope_freqs.weight[%d] = %g, Llama 3 scaling (factor %g, low_freq_factor 1, high_freq_factor 4, original context %d) gives %g; other per-frequency RoPE factors are not supported",
+				ErrUnsupported, p, d, factor, orig, want)
+		}
+	}
+	return r, nil
 }

@@ -18,6 +18,15 @@ import (
 // and "\n</s>\n" → "<s>" and "</s>"). ReadGGUF of the output gives back
 // bitwise the same weights and config, and a tokenizer with the same
 // pieces and scores. The bytes depend only on m and tok.
+//
+// A model with q/k/v biases is written as llama.cpp's "qwen2"
+// architecture (q/k rows and biases in Hugging Face's layout, which
+// llama.cpp rotates by halves); linear RoPE scaling as rope.scaling.type
+// and factor; Llama 3 scaling as llama.cpp's rope_freqs.weight divisors
+// (only with low_freq_factor 1 and high_freq_factor 4, which ReadGGUF
+// recognises). A byte-level BPE tokenizer is written as a "gpt2"
+// vocabulary (see bpeTokenizer); its NFC flag and stop ids beyond two are
+// not recorded, and a prefix-space tokenizer is refused.
 func WriteGGUF(w io.Writer, m *Model, tok *Tokenizer) error {
 	if err := checkWhole(m); err != nil {
 		return err
@@ -28,19 +37,55 @@ func WriteGGUF(w io.Writer, m *Model, tok *Tokenizer) error {
 		key string
 		val any
 	}
+	arch := "llama"
+	if c.QKVBias {
+		arch = "qwen2"
+	}
+	a := arch + "."
 	kvs := []kv{
-		{"general.architecture", "llama"},
+		{"general.architecture", arch},
 		{"general.alignment", uint32(ggufDefaultAlign)},
-		{"llama.context_length", uint32(c.SeqLen)},
-		{"llama.embedding_length", uint32(c.Dim)},
-		{"llama.feed_forward_length", uint32(c.HiddenDim)},
-		{"llama.block_count", uint32(c.NLayers)},
-		{"llama.attention.head_count", uint32(c.NHeads)},
-		{"llama.attention.head_count_kv", uint32(c.NKVHeads)},
-		{"llama.attention.layer_norm_rms_epsilon", c.NormEps},
-		{"llama.rope.freq_base", c.RopeTheta},
-		{"llama.rope.dimension_count", uint32(c.HeadSize())},
-		{"llama.vocab_size", uint32(c.VocabSize)},
+		{a + "context_length", uint32(c.SeqLen)},
+		{a + "embedding_length", uint32(c.Dim)},
+		{a + "feed_forward_length", uint32(c.HiddenDim)},
+		{a + "block_count", uint32(c.NLayers)},
+		{a + "attention.head_count", uint32(c.NHeads)},
+		{a + "attention.head_count_kv", uint32(c.NKVHeads)},
+		{a + "attention.layer_norm_rms_epsilon", c.NormEps},
+		{a + "rope.freq_base", c.RopeTheta},
+		{a + "rope.dimension_count", uint32(c.HeadSize())},
+		{a + "vocab_size", uint32(c.VocabSize)},
+	}
+	var ropeFreqs []float32
+	switch r := c.RopeScaling; r.Type {
+	case RopeLinear:
+		kvs = append(kvs, kv{a + "rope.scaling.type", RopeLinear}, kv{a + "rope.scaling.factor", r.Factor})
+	case RopeLlama3:
+		if r.LowFreqFactor != 1 || r.HighFreqFactor != 4 {
+			return fmt.Errorf("%w: GGUF export: Llama 3 RoPE scaling with low_freq_factor %g and high_freq_factor %g; GGUF readers assume 1 and 4",
+				ErrUnsupported, r.LowFreqFactor, r.HighFreqFactor)
+		}
+		kvs = append(kvs, kv{a + "rope.scaling.original_context_length", uint32(r.OriginalMaxPos)})
+		ropeFreqs = make([]float32, c.HeadSize()/2)
+		plain := c
+		plain.RopeScaling = RopeScaling{}
+		plain.RoPEFreqs(ropeFreqs)
+		for p, f := range ropeFreqs {
+			ropeFreqs[p] = float32(float64(f) / llama3Freq(float64(f), r))
+		}
+	}
+	if tok != nil && tok.bpe != nil {
+		if tok.VocabSize() != c.VocabSize {
+			return fmt.Errorf("%w: GGUF export: tokenizer has %d tokens, the model %d", ErrTokenizer, tok.VocabSize(), c.VocabSize)
+		}
+		bkv, err := tok.ggufBPE()
+		if err != nil {
+			return err
+		}
+		for _, e := range bkv {
+			kvs = append(kvs, kv{e.key, e.val})
+		}
+		tok = nil
 	}
 	if tok != nil {
 		if tok.VocabSize() != c.VocabSize {
@@ -91,12 +136,24 @@ func WriteGGUF(w io.Writer, m *Model, tok *Tokenizer) error {
 	if !c.SharedClassifier {
 		ts = append(ts, tensor{"output.weight", []uint64{d, v}, m.Head.Classifier})
 	}
+	if ropeFreqs != nil {
+		ts = append(ts, tensor{"rope_freqs.weight", []uint64{uint64(len(ropeFreqs))}, ropeFreqs})
+	}
 	for l, b := range m.Blocks {
 		p := fmt.Sprintf("blk.%d.", l)
+		wq, wk := b.Wq, b.Wk
+		if c.QKVBias {
+			wq, wk = permuteHF(wq, c.NHeads, c.Dim), permuteHF(wk, c.NKVHeads, c.Dim)
+			ts = append(ts,
+				tensor{p + "attn_q.bias", []uint64{d}, permuteHF(b.Bq, c.NHeads, 1)},
+				tensor{p + "attn_k.bias", []uint64{kvd}, permuteHF(b.Bk, c.NKVHeads, 1)},
+				tensor{p + "attn_v.bias", []uint64{kvd}, b.Bv},
+			)
+		}
 		ts = append(ts,
 			tensor{p + "attn_norm.weight", []uint64{d}, b.AttNorm},
-			tensor{p + "attn_q.weight", []uint64{d, d}, b.Wq},
-			tensor{p + "attn_k.weight", []uint64{d, kvd}, b.Wk},
+			tensor{p + "attn_q.weight", []uint64{d, d}, wq},
+			tensor{p + "attn_k.weight", []uint64{d, kvd}, wk},
 			tensor{p + "attn_v.weight", []uint64{d, kvd}, b.Wv},
 			tensor{p + "attn_output.weight", []uint64{d, d}, b.Wo},
 			tensor{p + "ffn_norm.weight", []uint64{d}, b.FFNNorm},
@@ -121,6 +178,13 @@ func WriteGGUF(w io.Writer, m *Model, tok *Tokenizer) error {
 		case string:
 			gw.u32(ggufString)
 			gw.str(x)
+		case bool:
+			gw.u32(ggufBool)
+			if x {
+				gw.raw([]byte{1})
+			} else {
+				gw.raw([]byte{0})
+			}
 		case []string:
 			gw.array(ggufString, len(x))
 			for _, s := range x {
@@ -210,4 +274,62 @@ func (g *ggufWriter) zeros(n uint64) {
 	for range n {
 		g.raw([]byte{0})
 	}
+}
+
+// ggufEntry is one metadata entry WriteGGUF writes.
+type ggufEntry struct {
+	key string
+	val any
+}
+
+// ggufBPE gives the tokenizer.ggml.* entries of a byte-level BPE
+// tokenizer, as llama.cpp's converter writes them for a "gpt2" vocabulary.
+func (t *Tokenizer) ggufBPE() ([]ggufEntry, error) {
+	b := t.bpe
+	pre := map[string]string{PreGPT2: "gpt-2", PreLlama3: "llama-bpe", PreQwen2: "qwen2"}[b.cfg.Pre]
+	if ggufPre[pre].ignoreMerges != b.cfg.IgnoreMerges {
+		return nil, fmt.Errorf("%w: GGUF export: a %s tokenizer with ignore_merges %v has no GGUF pre-tokenizer name", ErrUnsupported, b.cfg.Pre, b.cfg.IgnoreMerges)
+	}
+	if b.cfg.AddPrefixSpace {
+		return nil, fmt.Errorf("%w: GGUF export: a BPE tokenizer that adds a prefix space has no GGUF form", ErrUnsupported)
+	}
+	n := len(t.pieces)
+	tokens := make([]string, n)
+	types := make([]int32, n)
+	for i, p := range t.pieces {
+		switch b.kinds[i] {
+		case BPENormal:
+			tokens[i], types[i] = ByteLevelEncode(p), ggufTokNormal
+		case BPESpecial:
+			tokens[i], types[i] = p, ggufTokControl
+		default:
+			tokens[i], types[i] = fmt.Sprintf("[PAD%d]", i), ggufTokUnused
+		}
+	}
+	merges := make([]string, len(b.mergeIDs))
+	for r, m := range b.mergeIDs {
+		merges[r] = ByteLevelEncode(t.pieces[m[0]]) + " " + ByteLevelEncode(t.pieces[m[1]])
+	}
+	kvs := []ggufEntry{
+		{"tokenizer.ggml.model", "gpt2"},
+		{"tokenizer.ggml.pre", pre},
+		{"tokenizer.ggml.tokens", tokens},
+		{"tokenizer.ggml.token_type", types},
+		{"tokenizer.ggml.merges", merges},
+		{"tokenizer.ggml.add_bos_token", b.cfg.AddBOS},
+	}
+	for _, e := range []struct {
+		key string
+		id  int
+	}{{"tokenizer.ggml.bos_token_id", b.cfg.BOS}, {"tokenizer.ggml.eos_token_id", b.cfg.EOS}} {
+		if e.id >= 0 {
+			kvs = append(kvs, ggufEntry{e.key, uint32(e.id)})
+		}
+	}
+	for k, key := range []string{"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"} {
+		if k < len(b.cfg.Stop) {
+			kvs = append(kvs, ggufEntry{key, uint32(b.cfg.Stop[k])})
+		}
+	}
+	return kvs, nil
 }

@@ -9,8 +9,12 @@ import (
 	"strconv"
 )
 
-// HFArchitecture is the Hugging Face architecture name ReadHF accepts.
-const HFArchitecture = "LlamaForCausalLM"
+// Hugging Face architecture names ReadHF accepts.
+const (
+	HFArchitecture        = "LlamaForCausalLM"
+	HFMistralArchitecture = "MistralForCausalLM"
+	HFQwen2Architecture   = "Qwen2ForCausalLM"
+)
 
 // hfConfig is the part of a Hugging Face config.json that describes a
 // Llama model. Pointers tell a missing field from a zero one.
@@ -29,6 +33,90 @@ type hfConfig struct {
 	HiddenAct     *string         `json:"hidden_act"`
 	HeadDim       *int            `json:"head_dim"`
 	RopeScaling   json.RawMessage `json:"rope_scaling"`
+	AttnBias      *bool           `json:"attention_bias"`
+	MLPBias       *bool           `json:"mlp_bias"`
+	SlidingWindow *int            `json:"sliding_window"`
+	UseSliding    *bool           `json:"use_sliding_window"`
+	BOS           json.RawMessage `json:"bos_token_id"`
+	EOS           json.RawMessage `json:"eos_token_id"`
+}
+
+// hfRope is config.json's rope_scaling.
+type hfRope struct {
+	Type     string   `json:"type"`
+	RopeType string   `json:"rope_type"` // newer name of type
+	Factor   *float64 `json:"factor"`
+	Low      *float64 `json:"low_freq_factor"`
+	High     *float64 `json:"high_freq_factor"`
+	OrigMax  *int     `json:"original_max_position_embeddings"`
+}
+
+// ropeScaling turns rope_scaling into a RopeScaling: null or type
+// "default" is plain RoPE, "linear" needs factor, "llama3" needs factor,
+// low_freq_factor, high_freq_factor and original_max_position_embeddings.
+// Other types (yarn, dynamic, longrope) are refused with ErrUnsupported.
+func (hc *hfConfig) ropeScaling() (RopeScaling, error) {
+	var r RopeScaling
+	if len(hc.RopeScaling) == 0 || string(bytes.TrimSpace(hc.RopeScaling)) == "null" {
+		return r, nil
+	}
+	var h hfRope
+	if err := json.Unmarshal(hc.RopeScaling, &h); err != nil {
+		return r, fmt.Errorf("%w: config.json rope_scaling: %v", ErrFormat, err)
+	}
+	typ := h.RopeType
+	if typ == "" {
+		typ = h.Type
+	}
+	need := func(name string, p *float64) (float32, error) {
+		if p == nil {
+			return 0, fmt.Errorf("%w: config.json rope_scaling type %q has no %s", ErrFormat, typ, name)
+		}
+		return float32(*p), nil
+	}
+	var err error
+	switch typ {
+	case "default", "":
+		return r, nil
+	case RopeLinear:
+		r.Type = RopeLinear
+		r.Factor, err = need("factor", h.Factor)
+	case RopeLlama3:
+		r.Type = RopeLlama3
+		if r.Factor, err = need("factor", h.Factor); err != nil {
+			return r, err
+		}
+		if r.LowFreqFactor, err = need("low_freq_factor", h.Low); err != nil {
+			return r, err
+		}
+		if r.HighFreqFactor, err = need("high_freq_factor", h.High); err != nil {
+			return r, err
+		}
+		if h.OrigMax == nil {
+			return r, fmt.Errorf("%w: config.json rope_scaling type llama3 has no original_max_position_embeddings", ErrFormat)
+		}
+		r.OriginalMaxPos = *h.OrigMax
+	default:
+		return r, fmt.Errorf("%w: config.json rope_scaling type %.40q; only %q and %q are supported", ErrUnsupported, typ, RopeLinear, RopeLlama3)
+	}
+	return r, err
+}
+
+// hfTokenIDs reads bos_token_id or eos_token_id: null, an integer or a
+// list of integers.
+func hfTokenIDs(raw json.RawMessage, name string) ([]int, error) {
+	if len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, nil
+	}
+	var one int
+	if json.Unmarshal(raw, &one) == nil {
+		return []int{one}, nil
+	}
+	var list []int
+	if err := json.Unmarshal(raw, &list); err != nil || len(list) > 256 {
+		return nil, fmt.Errorf("%w: config.json %s %.40s is not an id or a list of up to 256 ids", ErrFormat, name, raw)
+	}
+	return list, nil
 }
 
 // maxHFConfig bounds config.json.
@@ -45,9 +133,15 @@ func hfModelConfig(data []byte) (Config, error) {
 	if err := json.Unmarshal(data, &hc); err != nil {
 		return cfg, fmt.Errorf("%w: config.json: %v", ErrFormat, err)
 	}
-	if !slices.Contains(hc.Architectures, HFArchitecture) {
-		return cfg, fmt.Errorf("%w: config.json architectures %q; only %q is supported",
-			ErrUnsupported, hc.Architectures, HFArchitecture)
+	arch := ""
+	for _, a := range []string{HFArchitecture, HFMistralArchitecture, HFQwen2Architecture} {
+		if slices.Contains(hc.Architectures, a) {
+			arch = a
+		}
+	}
+	if arch == "" {
+		return cfg, fmt.Errorf("%w: config.json architectures %q; only %q, %q and %q are supported",
+			ErrUnsupported, hc.Architectures, HFArchitecture, HFMistralArchitecture, HFQwen2Architecture)
 	}
 	for _, f := range []struct {
 		p    *int
@@ -79,6 +173,26 @@ func hfModelConfig(data []byte) (Config, error) {
 		cfg.RopeTheta = float32(*hc.RopeTheta)
 	}
 	cfg.SharedClassifier = hc.Tie != nil && *hc.Tie
+	cfg.QKVBias = arch == HFQwen2Architecture
+	if hc.AttnBias != nil && *hc.AttnBias && arch != HFQwen2Architecture {
+		return cfg, fmt.Errorf("%w: config.json attention_bias true (biases on q, k, v and o_proj); only Qwen2's q/k/v biases are supported", ErrUnsupported)
+	}
+	if hc.MLPBias != nil && *hc.MLPBias {
+		return cfg, fmt.Errorf("%w: config.json mlp_bias true; MLP biases are not supported", ErrUnsupported)
+	}
+	// Sliding-window attention equals full attention while the context is
+	// no longer than the window, so the context is cut to the window.
+	sliding := hc.SlidingWindow != nil && (arch == HFMistralArchitecture || hc.UseSliding != nil && *hc.UseSliding)
+	if sliding && *hc.SlidingWindow < cfg.SeqLen {
+		if *hc.SlidingWindow < 1 {
+			return cfg, fmt.Errorf("%w: config.json sliding_window %d", ErrConfig, *hc.SlidingWindow)
+		}
+		cfg.SeqLen = *hc.SlidingWindow
+	}
+	var err error
+	if cfg.RopeScaling, err = hc.ropeScaling(); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("model: config.json: %w", err)
 	}
@@ -89,29 +203,36 @@ func hfModelConfig(data []byte) (Config, error) {
 		return cfg, fmt.Errorf("%w: config.json head_dim %d; only hidden_size/num_attention_heads = %d is supported",
 			ErrUnsupported, *hc.HeadDim, cfg.HeadSize())
 	}
-	if len(hc.RopeScaling) > 0 && string(bytes.TrimSpace(hc.RopeScaling)) != "null" {
-		return cfg, fmt.Errorf("%w: config.json rope_scaling %s; only plain RoPE is supported", ErrUnsupported, hc.RopeScaling)
-	}
 	return cfg, nil
 }
 
-// ReadHF reads a Hugging Face Llama checkpoint: config (the bytes of
-// config.json, whose architectures must contain "LlamaForCausalLM") and a
-// model.safetensors file of size bytes read from weights. Tensors may be
-// F32, F16 or BF16; they are converted to float32 exactly.
+// ReadHF reads a Hugging Face Llama-family checkpoint: config (the bytes
+// of config.json, whose architectures must contain "LlamaForCausalLM",
+// "MistralForCausalLM" or "Qwen2ForCausalLM") and a model.safetensors
+// file of size bytes read from weights. Tensors may be F32, F16 or BF16;
+// they are converted to float32 exactly.
 //
 // The config maps hidden_size → Dim, intermediate_size → HiddenDim,
 // num_hidden_layers, num_attention_heads, num_key_value_heads (default
 // num_attention_heads), vocab_size, max_position_embeddings → SeqLen,
-// rms_norm_eps, rope_theta (default 10000) and tie_word_embeddings →
-// SharedClassifier (default false; when true lm_head.weight may be absent).
+// rms_norm_eps, rope_theta (default 10000), rope_scaling (linear or
+// llama3, see RopeScaling; other types are refused) and
+// tie_word_embeddings → SharedClassifier (default false; when true
+// lm_head.weight may be absent). Qwen2 has q/k/v biases (QKVBias,
+// tensors self_attn.{q,k,v}_proj.bias). A sliding window (Mistral's
+// sliding_window, Qwen2's when use_sliding_window) shorter than
+// max_position_embeddings becomes SeqLen: attention within the window is
+// full attention, so the model is exact up to that context and refuses
+// longer ones. attention_bias (Llama's o_proj bias) and mlp_bias are
+// refused.
 //
 // Hugging Face stores q_proj and k_proj with each head's rows permuted so
 // that RoPE rotates the two halves of the head (rotate_half) rather than
 // adjacent pairs as llama2.c and this package do: row h·hs+j·hs/2+i of the
 // file is row h·hs+2i+j of the Meta layout (transformers'
-// convert_llama_weights_to_hf permute). ReadHF undoes it, so the model's
-// forward pass equals the checkpoint's.
+// convert_llama_weights_to_hf permute), and so are Qwen2's q and k
+// biases. ReadHF undoes it, so the model's forward pass equals the
+// checkpoint's.
 //
 // Every tensor's shape is checked against the config before any data is
 // read (the error names the tensor, its shape and the expected one);
@@ -151,6 +272,11 @@ func ReadHF(config []byte, weights io.ReaderAt, size int64) (*Model, error) {
 		wants[p+"mlp.gate_proj.weight"] = want{[]int64{hid, d}, &b.W1}
 		wants[p+"mlp.down_proj.weight"] = want{[]int64{d, hid}, &b.W2}
 		wants[p+"mlp.up_proj.weight"] = want{[]int64{hid, d}, &b.W3}
+		if cfg.QKVBias {
+			wants[p+"self_attn.q_proj.bias"] = want{[]int64{d}, &b.Bq}
+			wants[p+"self_attn.k_proj.bias"] = want{[]int64{kv}, &b.Bk}
+			wants[p+"self_attn.v_proj.bias"] = want{[]int64{kv}, &b.Bv}
+		}
 	}
 	names := make([]string, 0, len(f.tensors))
 	for name := range f.tensors {
@@ -192,6 +318,10 @@ func ReadHF(config []byte, weights io.ReaderAt, size int64) (*Model, error) {
 	for _, b := range m.Blocks {
 		b.Wq = unpermuteHF(b.Wq, cfg.NHeads, cfg.Dim)
 		b.Wk = unpermuteHF(b.Wk, cfg.NKVHeads, cfg.Dim)
+		if cfg.QKVBias {
+			b.Bq = unpermuteHF(b.Bq, cfg.NHeads, 1)
+			b.Bk = unpermuteHF(b.Bk, cfg.NKVHeads, 1)
+		}
 	}
 	return m, nil
 }
@@ -239,36 +369,56 @@ func (f hfFloat) MarshalJSON() ([]byte, error) {
 
 // hfConfigOut is config.json as WriteHF writes it, in a fixed field order.
 type hfConfigOut struct {
-	Architectures []string `json:"architectures"`
-	ModelType     string   `json:"model_type"`
-	Hidden        int      `json:"hidden_size"`
-	Intermediate  int      `json:"intermediate_size"`
-	Layers        int      `json:"num_hidden_layers"`
-	Heads         int      `json:"num_attention_heads"`
-	KVHeads       int      `json:"num_key_value_heads"`
-	Vocab         int      `json:"vocab_size"`
-	MaxPos        int      `json:"max_position_embeddings"`
-	NormEps       hfFloat  `json:"rms_norm_eps"`
-	RopeTheta     hfFloat  `json:"rope_theta"`
-	Tie           bool     `json:"tie_word_embeddings"`
-	HiddenAct     string   `json:"hidden_act"`
-	BOS           int      `json:"bos_token_id"`
-	EOS           int      `json:"eos_token_id"`
-	TorchDtype    string   `json:"torch_dtype"`
+	Architectures []string   `json:"architectures"`
+	ModelType     string     `json:"model_type"`
+	Hidden        int        `json:"hidden_size"`
+	Intermediate  int        `json:"intermediate_size"`
+	Layers        int        `json:"num_hidden_layers"`
+	Heads         int        `json:"num_attention_heads"`
+	KVHeads       int        `json:"num_key_value_heads"`
+	Vocab         int        `json:"vocab_size"`
+	MaxPos        int        `json:"max_position_embeddings"`
+	NormEps       hfFloat    `json:"rms_norm_eps"`
+	RopeTheta     hfFloat    `json:"rope_theta"`
+	RopeScaling   *hfRopeOut `json:"rope_scaling,omitempty"`
+	Tie           bool       `json:"tie_word_embeddings"`
+	HiddenAct     string     `json:"hidden_act"`
+	BOS           int        `json:"bos_token_id"`
+	EOS           int        `json:"eos_token_id"`
+	TorchDtype    string     `json:"torch_dtype"`
 }
 
-// WriteHF exports a whole model as a Hugging Face Llama checkpoint: the
-// bytes of config.json and of model.safetensors (F32, q_proj and k_proj
-// permuted to Hugging Face's layout, no lm_head.weight when the
-// classifier is shared). The output depends only on m, so ReadHF of it
+// hfRopeOut is rope_scaling as WriteHF writes it.
+type hfRopeOut struct {
+	RopeType string  `json:"rope_type"`
+	Factor   hfFloat `json:"factor"`
+	Low      hfFloat `json:"low_freq_factor,omitempty"`
+	High     hfFloat `json:"high_freq_factor,omitempty"`
+	OrigMax  int     `json:"original_max_position_embeddings,omitempty"`
+}
+
+// WriteHF exports a whole model as a Hugging Face Llama checkpoint
+// (Qwen2ForCausalLM with q/k/v biases when QKVBias): the bytes of
+// config.json and of model.safetensors (F32, q_proj and k_proj and their
+// biases permuted to Hugging Face's layout, no lm_head.weight when the
+// classifier is shared, rope_scaling when set). The output depends only on m, so ReadHF of it
 // gives back bitwise the same weights.
 func WriteHF(m *Model) (config []byte, weights []byte, err error) {
 	if err := checkWhole(m); err != nil {
 		return nil, nil, err
 	}
 	c := m.Config
+	arch, mt := HFArchitecture, "llama"
+	if c.QKVBias {
+		arch, mt = HFQwen2Architecture, "qwen2"
+	}
+	var rope *hfRopeOut
+	if r := c.RopeScaling; r.Type != "" {
+		rope = &hfRopeOut{RopeType: r.Type, Factor: hfFloat(r.Factor), Low: hfFloat(r.LowFreqFactor),
+			High: hfFloat(r.HighFreqFactor), OrigMax: r.OriginalMaxPos}
+	}
 	config, err = json.MarshalIndent(hfConfigOut{
-		Architectures: []string{HFArchitecture}, ModelType: "llama",
+		Architectures: []string{arch}, ModelType: mt, RopeScaling: rope,
 		Hidden: c.Dim, Intermediate: c.HiddenDim, Layers: c.NLayers, Heads: c.NHeads, KVHeads: c.NKVHeads,
 		Vocab: c.VocabSize, MaxPos: c.SeqLen, NormEps: hfFloat(c.NormEps), RopeTheta: hfFloat(c.RopeTheta),
 		Tie: c.SharedClassifier, HiddenAct: "silu", BOS: BOS, EOS: EOS, TorchDtype: "float32",
@@ -298,6 +448,13 @@ func WriteHF(m *Model) (config []byte, weights []byte, err error) {
 			Tensor{Name: p + "mlp.down_proj.weight", Shape: []int{d, hid}, Data: b.W2},
 			Tensor{Name: p + "mlp.up_proj.weight", Shape: []int{hid, d}, Data: b.W3},
 		)
+		if c.QKVBias {
+			ts = append(ts,
+				Tensor{Name: p + "self_attn.q_proj.bias", Shape: []int{d}, Data: permuteHF(b.Bq, c.NHeads, 1)},
+				Tensor{Name: p + "self_attn.k_proj.bias", Shape: []int{kv}, Data: permuteHF(b.Bk, c.NKVHeads, 1)},
+				Tensor{Name: p + "self_attn.v_proj.bias", Shape: []int{kv}, Data: b.Bv},
+			)
+		}
 	}
 	weights, err = writeSafetensors(ts, map[string]string{"format": "pt"})
 	if err != nil {

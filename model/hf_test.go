@@ -285,12 +285,24 @@ func TestHFHostile(t *testing.T) {
 		is       error
 		contains string
 	}{
-		{"arch", editCfg(func(c map[string]any) { c["architectures"] = []string{"MistralForCausalLM"} }), st,
-			ErrUnsupported, "MistralForCausalLM"},
+		{"arch", editCfg(func(c map[string]any) { c["architectures"] = []string{"GPTNeoXForCausalLM"} }), st,
+			ErrUnsupported, "GPTNeoXForCausalLM"},
 		{"no hidden_size", editCfg(func(c map[string]any) { delete(c, "hidden_size") }), st, ErrFormat, "hidden_size"},
 		{"bad heads", editCfg(func(c map[string]any) { c["num_attention_heads"] = 3 }), st, ErrConfig, "divisible"},
-		{"rope scaling", editCfg(func(c map[string]any) { c["rope_scaling"] = map[string]any{"type": "linear"} }), st,
-			ErrUnsupported, "rope_scaling"},
+		{"rope scaling", editCfg(func(c map[string]any) { c["rope_scaling"] = map[string]any{"type": "yarn", "factor": 4} }), st,
+			ErrUnsupported, `rope_scaling type "yarn"`},
+		{"rope scaling without factor", editCfg(func(c map[string]any) { c["rope_scaling"] = map[string]any{"type": "linear"} }), st,
+			ErrFormat, "has no factor"},
+		{"llama3 scaling without low_freq_factor", editCfg(func(c map[string]any) {
+			c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8, "high_freq_factor": 4, "original_max_position_embeddings": 8}
+		}), st, ErrFormat, "low_freq_factor"},
+		{"llama3 scaling high below low", editCfg(func(c map[string]any) {
+			c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 1, "original_max_position_embeddings": 8}
+		}), st, ErrConfig, "high_freq_factor"},
+		{"o_proj bias", editCfg(func(c map[string]any) { c["attention_bias"] = true }), st, ErrUnsupported, "attention_bias"},
+		{"mlp bias", editCfg(func(c map[string]any) { c["mlp_bias"] = true }), st, ErrUnsupported, "mlp_bias"},
+		{"qwen2 without biases", editCfg(func(c map[string]any) { c["architectures"] = []string{"Qwen2ForCausalLM"} }), st,
+			ErrFormat, "model.layers.0.self_attn.k_proj.bias is missing"},
 		{"not json", []byte("{"), st, ErrFormat, "config.json"},
 		{"missing tensor", cfgJSON, editST(func(e []stEntry) []stEntry {
 			return slices.DeleteFunc(e, func(x stEntry) bool { return x.name == "model.layers.1.mlp.up_proj.weight" })

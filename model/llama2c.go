@@ -223,6 +223,9 @@ func WriteLlama2C(w io.Writer, m *Model) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("model: write llama2.c: %w", err)
 	}
+	if cfg.QKVBias || cfg.RopeScaling.Type != "" {
+		return fmt.Errorf("%w: write llama2.c: the format has no q/k/v biases or RoPE scaling", ErrUnsupported)
+	}
 	if err := m.CheckSpan(0, cfg.NLayers); err != nil {
 		return fmt.Errorf("model: write llama2.c: %w", err)
 	}

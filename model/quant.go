@@ -36,7 +36,8 @@ func (b *Block) Format() tensor.QFormat {
 
 // Bytes returns the memory b's weights take.
 func (b *Block) Bytes() int64 {
-	n := 4 * int64(len(b.AttNorm)+len(b.FFNNorm)+len(b.Wq)+len(b.Wk)+len(b.Wv)+len(b.Wo)+len(b.W1)+len(b.W2)+len(b.W3))
+	n := 4 * int64(len(b.AttNorm)+len(b.FFNNorm)+len(b.Wq)+len(b.Wk)+len(b.Wv)+len(b.Wo)+len(b.W1)+len(b.W2)+len(b.W3)+
+		len(b.Bq)+len(b.Bk)+len(b.Bv))
 	if q := b.Quant; q != nil {
 		for _, m := range q.matrices() {
 			n += int64(len(m.Data))
@@ -62,9 +63,9 @@ func (b *Block) Quantize(cfg Config, f tensor.QFormat) (*Block, error) {
 		return nil, fmt.Errorf("%w: block is already %s", ErrFormat, b.Quant.Format)
 	}
 	ts := b.Tensors(cfg)
-	out := &Block{AttNorm: b.AttNorm, FFNNorm: b.FFNNorm, Quant: &QuantBlock{Format: f}}
+	out := &Block{AttNorm: b.AttNorm, FFNNorm: b.FFNNorm, Bq: b.Bq, Bk: b.Bk, Bv: b.Bv, Quant: &QuantBlock{Format: f}}
 	dst := out.Quant.dst()
-	for i, t := range ts[1:] {
+	for i, t := range ts[1:9] {
 		if t.Name == TensorFFNNorm {
 			continue
 		}
@@ -108,13 +109,14 @@ func (b *Block) Dequantize() *Block {
 		m.Dequantize(v)
 		return v
 	}
-	return &Block{AttNorm: b.AttNorm, FFNNorm: b.FFNNorm,
+	return &Block{AttNorm: b.AttNorm, FFNNorm: b.FFNNorm, Bq: b.Bq, Bk: b.Bk, Bv: b.Bv,
 		Wq: deq(q.Wq), Wk: deq(q.Wk), Wv: deq(q.Wv), Wo: deq(q.Wo), W1: deq(q.W1), W2: deq(q.W2), W3: deq(q.W3)}
 }
 
-// QuantTensors returns a quantized block's norms (attn_norm, ffn_norm, as
-// in Block.Tensors) and its matrices by their Block.Tensors names (wq, wk,
-// wv, wo, w1, w2, w3). It returns nil, nil for a float32 block.
+// QuantTensors returns a quantized block's float32 vectors (attn_norm,
+// ffn_norm, then bq, bk, bv when cfg.QKVBias, as in Block.Tensors) and its
+// matrices by their Block.Tensors names (wq, wk, wv, wo, w1, w2, w3). It
+// returns nil, nil for a float32 block.
 func (b *Block) QuantTensors(cfg Config) (norms []Tensor, mats []QTensor) {
 	q := b.Quant
 	if q == nil {
@@ -122,13 +124,18 @@ func (b *Block) QuantTensors(cfg Config) (norms []Tensor, mats []QTensor) {
 	}
 	d := cfg.Dim
 	norms = []Tensor{{TensorAttNorm, []int{d}, b.AttNorm}, {TensorFFNNorm, []int{d}, b.FFNNorm}}
+	if cfg.QKVBias {
+		kv := cfg.KVDim()
+		norms = append(norms, Tensor{TensorBq, []int{d}, b.Bq}, Tensor{TensorBk, []int{kv}, b.Bk}, Tensor{TensorBv, []int{kv}, b.Bv})
+	}
 	mats = []QTensor{{TensorWq, q.Wq}, {TensorWk, q.Wk}, {TensorWv, q.Wv}, {TensorWo, q.Wo},
 		{TensorW1, q.W1}, {TensorW2, q.W2}, {TensorW3, q.W3}}
 	return norms, mats
 }
 
-// BlockFromQuantTensors builds a quantized Block from its two float32
-// norms and seven quantized matrices, in any order: each name of
+// BlockFromQuantTensors builds a quantized Block from its float32 vectors
+// (two norms, and the three biases when cfg.QKVBias) and seven quantized
+// matrices, in any order: each name of
 // Block.Tensors exactly once, norms as BlockFromTensors checks them,
 // matrices all in one format with the rows and columns of cfg's shapes
 // and passing tensor.QMatrix.Validate. The Block aliases the inputs.
@@ -139,7 +146,11 @@ func BlockFromQuantTensors(cfg Config, norms []Tensor, mats []QTensor) (*Block, 
 	}
 	b := &Block{Quant: &QuantBlock{}}
 	want := b.Tensors(cfg)
-	if err := assign("block", []Tensor{want[0], want[5]}, []*[]float32{&b.AttNorm, &b.FFNNorm}, norms); err != nil {
+	vecs, dstv := []Tensor{want[0], want[5]}, []*[]float32{&b.AttNorm, &b.FFNNorm}
+	if cfg.QKVBias {
+		vecs, dstv = append(vecs, want[9:]...), append(dstv, &b.Bq, &b.Bk, &b.Bv)
+	}
+	if err := assign("block", vecs, dstv, norms); err != nil {
 		return nil, err
 	}
 	if len(mats) != 7 {
@@ -149,7 +160,7 @@ func BlockFromQuantTensors(cfg Config, norms []Tensor, mats []QTensor) (*Block, 
 	for _, t := range mats {
 		i := -1
 		for k, w := range want {
-			if w.Name == t.Name && k != 0 && k != 5 {
+			if w.Name == t.Name && k != 0 && k != 5 && k < 9 {
 				i = k
 			}
 		}
@@ -199,8 +210,13 @@ func (m *Model) Quantize(f tensor.QFormat) (*Model, error) {
 }
 
 // CheckTrainable returns an error wrapping ErrQuantized if a loaded block
-// of [lo, hi) is quantized: training needs float32 weights.
+// of [lo, hi) is quantized: training needs float32 weights. A model with
+// q/k/v biases (Config.QKVBias) cannot be trained yet either: its error
+// wraps ErrUnsupported.
 func (m *Model) CheckTrainable(lo, hi int) error {
+	if m.Config.QKVBias {
+		return fmt.Errorf("%w: training a model with q/k/v biases (Qwen2) is not implemented; the backward pass has no bias gradients", ErrUnsupported)
+	}
 	for i := max(lo, 0); i < min(hi, len(m.Blocks)); i++ {
 		if b := m.Blocks[i]; b != nil && b.Quant != nil {
 			return fmt.Errorf("%w: block %d is %s; training needs float32 weights (train from the float32 version of the model)",

@@ -10,7 +10,8 @@ import (
 // bitwise the same weights on every machine: a PCG generator seeded with
 // (seed, 0x5374726174612121) fills, in order, the embedding, then for each
 // block AttNorm, Wq, Wk, Wv, Wo, FFNNorm, W1, W2, W3, then the final norm
-// and (when not shared) the classifier. Values are uniform, so only
+// and (when not shared) the classifier; a config with QKVBias then fills
+// bq, bk, bv of each block, before the final norm. Values are uniform, so only
 // integer and float64 arithmetic is involved: matrices have standard
 // deviation 0.02, the embedding 1, norm weights are 1 ± 0.1.
 // It panics if cfg is invalid.
@@ -46,6 +47,11 @@ func Synth(cfg Config, seed int64) *Model {
 			W1:      fill(hid*d, 0, 0.02),
 			W2:      fill(d*hid, 0, 0.02),
 			W3:      fill(hid*d, 0, 0.02),
+		}
+	}
+	if cfg.QKVBias { // after all the blocks, so models without biases are unchanged
+		for _, b := range m.Blocks {
+			b.Bq, b.Bk, b.Bv = fill(d, 0, 0.5), fill(kv, 0, 0.5), fill(kv, 0, 0.5)
 		}
 	}
 	m.Head.FinalNorm = fill(d, 1, 0.1/sqrt3)

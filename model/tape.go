@@ -111,7 +111,7 @@ func (m *Model) NewTape(lo, hi, seqLen int, head bool) *Tape {
 	t.xT, t.dyT, t.wT, t.tmp = f(T*widest), f(T*widest), f(mat), f(max(mat, T*widest))
 	t.fwdGroup, t.bwdGroup = t.attnForwardGroup, t.attnBackwardGroup
 	freq := f(hh)
-	tensor.RoPEFreqs(freq, c.HeadSize(), c.RopeTheta)
+	c.RoPEFreqs(freq)
 	for p := range T {
 		tensor.RoPEAngles(t.cos[p*hh:(p+1)*hh], t.sin[p*hh:(p+1)*hh], freq, p)
 	}

@@ -18,17 +18,22 @@ const (
 	TensorW1         = "w1"
 	TensorW2         = "w2"
 	TensorW3         = "w3"
+	TensorBq         = "bq"
+	TensorBk         = "bk"
+	TensorBv         = "bv"
 	TensorEmbedding  = "embedding"
 	TensorFinalNorm  = "final_norm"
 	TensorClassifier = "classifier"
 )
 
 // Tensors returns b's weights as named tensors in the fixed order attn_norm,
-// wq, wk, wv, wo, ffn_norm, w1, w2, w3, with shapes from cfg ([dim] for
-// norms, [out, in] for matrices). Data aliases b's slices (no copy).
+// wq, wk, wv, wo, ffn_norm, w1, w2, w3, then bq, bk, bv when cfg.QKVBias,
+// with shapes from cfg ([dim] for norms, [out, in] for matrices, [out] for
+// biases). Data aliases b's slices (no copy). A model without biases has
+// exactly the nine tensors it always had, so its shards keep their CIDs.
 func (b *Block) Tensors(cfg Config) []Tensor {
 	d, kv, hid := cfg.Dim, cfg.KVDim(), cfg.HiddenDim
-	return []Tensor{
+	ts := []Tensor{
 		{TensorAttNorm, []int{d}, b.AttNorm},
 		{TensorWq, []int{d, d}, b.Wq},
 		{TensorWk, []int{kv, d}, b.Wk},
@@ -39,6 +44,10 @@ func (b *Block) Tensors(cfg Config) []Tensor {
 		{TensorW2, []int{d, hid}, b.W2},
 		{TensorW3, []int{hid, d}, b.W3},
 	}
+	if cfg.QKVBias {
+		ts = append(ts, Tensor{TensorBq, []int{d}, b.Bq}, Tensor{TensorBk, []int{kv}, b.Bk}, Tensor{TensorBv, []int{kv}, b.Bv})
+	}
+	return ts
 }
 
 // BlockFromTensors builds a Block from named tensors, in any order. Each
@@ -55,6 +64,9 @@ func BlockFromTensors(cfg Config, ts []Tensor) (*Block, error) {
 	b := &Block{}
 	want := b.Tensors(cfg)
 	dst := []*[]float32{&b.AttNorm, &b.Wq, &b.Wk, &b.Wv, &b.Wo, &b.FFNNorm, &b.W1, &b.W2, &b.W3}
+	if cfg.QKVBias {
+		dst = append(dst, &b.Bq, &b.Bk, &b.Bv)
+	}
 	if err := assign("block", want, dst, ts); err != nil {
 		return nil, err
 	}

@@ -22,6 +22,13 @@ type Block struct {
 	W2      []float32 // [dim][hidden]
 	W3      []float32 // [hidden][dim]
 
+	// Biases of the query, key and value projections, exactly when
+	// Config.QKVBias (Qwen2); nil otherwise. They stay float32 in a
+	// quantized block.
+	Bq []float32 // [dim]
+	Bk []float32 // [kv_dim]
+	Bv []float32 // [kv_dim]
+
 	Quant *QuantBlock // the seven matrices, quantized; nil for float32
 }
 

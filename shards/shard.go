@@ -48,9 +48,9 @@ func EncodeBlock(cfg model.Config, i int, b *model.Block) ([]byte, error) {
 	return Encode(map[string]string{MetaKind: KindBlock, MetaIndex: strconv.Itoa(i)}, ts)
 }
 
-// quantTensors gives a quantized block's container tensors: the norms as
-// F32, the matrices in their quantized dtype with shape [rows, cols], in
-// model.Block.Tensors order.
+// quantTensors gives a quantized block's container tensors: the norms (and
+// biases) as F32, the matrices in their quantized dtype with shape [rows,
+// cols], in model.Block.Tensors order.
 func quantTensors(cfg model.Config, b *model.Block) ([]Tensor, error) {
 	norms, mats := b.QuantTensors(cfg)
 	nt, err := toF32(norms)
@@ -72,7 +72,7 @@ func quantTensors(cfg model.Config, b *model.Block) ([]Tensor, error) {
 			ts = append(ts, nt[1]) // ffn_norm follows wo
 		}
 	}
-	return ts, nil
+	return append(ts, nt[2:]...), nil // the biases of a QKVBias model last
 }
 
 // DecodeBlock decodes the shard of block i. Besides the container checks it
