@@ -166,7 +166,7 @@ type soak struct {
 // histories, stops every node with SIGTERM and verifies every repo.
 //
 // The error is for a soak that could not be run (a mesh that did not
-// start); what the soak found is in the report (see ChaosReport.OK).
+// start); what the soak found is in the report (see ChaosReport.Pass).
 func Chaos(ctx context.Context, bin string, o ChaosOptions) (*ChaosReport, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
