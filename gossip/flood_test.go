@@ -367,13 +367,20 @@ func TestRogueScoredOutAndRateLimited(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		junk := make([]byte, 200)
+		// A fresh buffer for every message: Publish signs the bytes and
+		// keeps them until they are sent, so overwriting them would turn
+		// the flood into one of bad signatures, which never reaches the
+		// validators.
+		junk := func() []byte {
+			b := make([]byte, 200)
+			rand.Read(b)
+			return b
+		}
 		for floodCtx.Err() == nil {
-			rand.Read(junk)
-			if r.adverts.Publish(floodCtx, junk) == nil {
+			if r.adverts.Publish(floodCtx, junk()) == nil {
 				junkSent.Add(1)
 			}
-			if r.chn.Publish(floodCtx, junk) == nil {
+			if r.chn.Publish(floodCtx, junk()) == nil {
 				junkSent.Add(1)
 			}
 		}
@@ -423,9 +430,13 @@ func TestRogueScoredOutAndRateLimited(t *testing.T) {
 		junkSent.Load(), streamsOpened.Load(), floodSecs, scoredOutAfter.Seconds(), sa, sb, gossip.GraylistThreshold)
 	for name, n := range map[string]*honest{"A": a, "B": b} {
 		refused, served := n.m.StreamsRefused(), n.servedFor(r.m.ID())
-		t.Logf("%s: %d rogue streams reset by the rate limit, %d served", name, refused, served)
+		t.Logf("%s: %d rogue streams reset by the rate limit, %d served; %d invalid adverts rejected before the rogue was graylisted",
+			name, refused, served, n.g.Stats().Rejected)
 		if refused == 0 {
 			t.Errorf("%s reset none of the rogue's streams", name)
+		}
+		if st := n.g.Stats(); st.Rejected == 0 {
+			t.Errorf("%s's advert validator rejected none of the rogue's messages (%+v)", name, st)
 		}
 		// The operator's view: refusals by protocol, and the score bands.
 		if got := n.m.Refusals().RateLimited[echoProto]; got != refused {

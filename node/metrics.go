@@ -154,6 +154,19 @@ var (
 	descRound    = prometheus.NewDesc("strata_run_round", "The round of the node's training run in progress.", nil, nil)
 	descLoss     = prometheus.NewDesc("strata_run_loss", "Sample-weighted mean training loss of the latest committed round.", nil, nil)
 	descRunFetch = prometheus.NewDesc("strata_fetches_in_progress", "Objects being fetched from peers now.", nil, nil)
+
+	// What the node refuses to peers (see GuardStatus).
+	descRefused = prometheus.NewDesc("strata_streams_refused_total",
+		"Inbound streams refused, by protocol and by what refused them: the per-peer stream rate limit (rate_limit) or a resource-manager limit of the protocol (resource_limit).",
+		[]string{"protocol", "by"}, nil)
+	descBlocked = prometheus.NewDesc("strata_resource_blocked_total",
+		"Refusals by the resource manager outside any protocol's limit: streams before a protocol was negotiated (stream), connections (conn).",
+		[]string{"scope"}, nil)
+	descScored     = prometheus.NewDesc("strata_gossip_scored_peers", "Peers GossipSub scores now.", nil, nil)
+	descBelow      = prometheus.NewDesc("strata_gossip_peers_below_threshold", "Peers scored below a GossipSub threshold now (gossip, publish, graylist; the bands nest).", []string{"threshold"}, nil)
+	descGraylisted = prometheus.NewDesc("strata_gossip_graylistings_total", "Times a peer's GossipSub score fell below the graylist threshold, after which its messages are dropped unread.", nil, nil)
+	descLowest     = prometheus.NewDesc("strata_gossip_lowest_score", "The lowest GossipSub peer score now, or 0 when no peer scores below zero.", nil, nil)
+	descFetchBans  = prometheus.NewDesc("strata_fetch_bans_total", "Providers banned for sending bytes that fail verification (the record keeps at most 1024).", nil, nil)
 )
 
 // nodeCollector reads a node's state at scrape time.
@@ -163,7 +176,8 @@ var _ prometheus.Collector = nodeCollector{}
 
 func (nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descSessions, descRequests, descKV, descBanned,
-		descFetched, descPeers, descGossip, descBlockLo, descBlockHi, descLayers, descRounds, descRound, descLoss, descRunFetch} {
+		descFetched, descPeers, descGossip, descBlockLo, descBlockHi, descLayers, descRounds, descRound, descLoss, descRunFetch,
+		descRefused, descBlocked, descScored, descBelow, descGraylisted, descLowest, descFetchBans} {
 		ch <- d
 	}
 }
@@ -206,6 +220,27 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descGossip, float64(s.Ignored), "advert", "ignored")
 	}
 	gauge(descRunFetch, float64(len(n.fetches.list(time.Now()))))
+	if g := n.guard(); g != nil {
+		for p, v := range g.RateLimited {
+			counter(descRefused, float64(v), p, "rate_limit")
+		}
+		for p, v := range g.Blocked {
+			counter(descRefused, float64(v), p, "resource_limit")
+		}
+		counter(descBlocked, float64(g.BlockedStreams), "stream")
+		counter(descBlocked, float64(g.BlockedConns), "conn")
+		gauge(descScored, float64(g.ScoredPeers))
+		gauge(descBelow, float64(g.BelowGossip), "gossip")
+		gauge(descBelow, float64(g.BelowPublish), "publish")
+		gauge(descBelow, float64(g.Graylisted), "graylist")
+		counter(descGraylisted, float64(g.Graylistings))
+		lowest := 0.0
+		if len(g.Worst) > 0 {
+			lowest = g.Worst[0].Score
+		}
+		gauge(descLowest, lowest)
+		counter(descFetchBans, float64(g.FetchBans))
+	}
 	if n.run != nil {
 		h := n.run.History()
 		var committed, skipped int

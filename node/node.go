@@ -214,11 +214,11 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 	n.cancel = cancel
 	n.mesh, err = mesh.New(ctx, mesh.Config{
 		Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, MDNS: cfg.MDNS, Logger: log, PSK: cfg.PSK,
-		Protocols: []mesh.ProtocolLimit{
+		Protocols: append([]mesh.ProtocolLimit{
 			{ID: infer.ProtocolID, StreamsInbound: 1024, StreamsOutbound: 1024, Memory: 1 << 30},
 			{ID: infer.GenerateProtocolID, StreamsInbound: 256, StreamsOutbound: 64, Memory: 256 << 20},
 			{ID: shards.ContentProtocol, StreamsInbound: 256, StreamsOutbound: 256, Memory: 512 << 20},
-		},
+		}, queryLimits()...),
 	})
 	if err != nil {
 		cancel()

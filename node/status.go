@@ -25,6 +25,7 @@ type Status struct {
 	Missing   string          `json:"missing,omitempty"` // blocks no peer serves, "LO:HI, ..."
 	Route     []infer.Hop     `json:"route,omitempty"`   // the chain a request entering here would take now
 	Banned    []string        `json:"banned,omitempty"`
+	Guard     *GuardStatus    `json:"guard,omitempty"`   // refused streams, peer scores, bans
 	Run       *RunStatus      `json:"run,omitempty"`     // the training run this node takes part in
 	Fetches   []FetchProgress `json:"fetches,omitempty"` // objects being fetched from peers now
 }
@@ -51,13 +52,16 @@ type PeerStatus struct {
 	BlockMillis float64  `json:"block_ms"`
 	Load        float64  `json:"load"`
 	Version     string   `json:"version"`
+	// Score is the peer's GossipSub score at this node (absent for the
+	// node itself and for peers the router does not score).
+	Score *float64 `json:"score,omitempty"`
 }
 
 // Status returns a snapshot of the node.
 func (n *Node) Status() Status {
 	st := Status{
 		Peer: n.ID(), Addrs: n.Addrs(), Version: Version, Uptime: time.Since(n.started).Seconds(),
-		Model: n.ver().id, Fetches: n.fetches.list(time.Now()),
+		Model: n.ver().id, Fetches: n.fetches.list(time.Now()), Guard: n.guard(),
 	}
 	if info, ok := n.RunInfo(); ok {
 		st.Run = &RunStatus{ID: info.ID, Name: info.Spec.Name, Round: info.Round, Rounds: info.Spec.Rounds}
@@ -76,10 +80,14 @@ func (n *Node) Status() Status {
 	svc := n.infer
 	n.mu.Unlock()
 	for _, a := range n.gossip.Table().All() {
-		st.Peers = append(st.Peers, PeerStatus{
+		ps := PeerStatus{
 			Peer: a.Peer.String(), Addrs: a.Addrs, Model: a.Model, Blocks: [2]int{a.Lo, a.Hi}, Loading: a.Loading,
 			Cores: a.Cores, MemFree: a.MemFree, GFLOPS: a.GFLOPS, BlockMillis: a.BlockMillis, Load: a.Load, Version: a.Version,
-		})
+		}
+		if v, ok := n.gossip.Score(a.Peer); ok {
+			ps.Score = &v
+		}
+		st.Peers = append(st.Peers, ps)
 	}
 	if svc != nil {
 		st.Sessions, st.Requests, st.Banned = svc.Sessions(), svc.Requests(), svc.Banned()

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/strata-mesh/strata/mesh"
 )
 
 // StatusProtocol answers with the node's Status as JSON (what GET
@@ -86,4 +88,14 @@ func DecodeStatus(data []byte) (Status, error) {
 		return Status{}, fmt.Errorf("%w: no peer id; is it a Strata node?", ErrStatus)
 	}
 	return st, nil
+}
+
+// queryLimits are the resource limits of the protocols that answer one
+// small document per stream (StatusProtocol, RoundsProtocol): operators
+// and tools ask now and then, so a few streams per peer are plenty.
+func queryLimits() []mesh.ProtocolLimit {
+	l := mesh.ProtocolLimit{StreamsInbound: 64, StreamsOutbound: 16, Memory: 64 << 20, PeerStreamsInbound: 4, PeerStreamsOutbound: 4}
+	status, rounds := l, l
+	status.ID, rounds.ID = StatusProtocol, RoundsProtocol
+	return []mesh.ProtocolLimit{status, rounds}
 }
