@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -130,14 +133,18 @@ func printStatus(w io.Writer, st node.Status) error {
 	}
 
 	fmt.Fprintf(w, "\npeers (%d)\n", len(st.Peers))
-	row("PEER", "BLOCKS", "LOADING", "GFLOPS", "BLOCK MS", "LOAD", "CORES", "VERSION")
+	row("PEER", "BLOCKS", "LOADING", "GFLOPS", "BLOCK MS", "LOAD", "CORES", "SCORE", "VERSION")
 	for _, p := range st.Peers {
 		loading := ""
 		if p.Loading {
 			loading = "yes"
 		}
+		score := "-"
+		if p.Score != nil {
+			score = fmt.Sprintf("%.1f", *p.Score)
+		}
 		row(shortPeer(p.Peer), spanText(p.Blocks), loading, fmt.Sprintf("%.2f", p.GFLOPS), fmt.Sprintf("%.3f", p.BlockMillis),
-			fmt.Sprintf("%.2f", p.Load), fmt.Sprint(p.Cores), p.Version)
+			fmt.Sprintf("%.2f", p.Load), fmt.Sprint(p.Cores), score, p.Version)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -182,7 +189,40 @@ func printStatus(w io.Writer, st node.Status) error {
 		banned = strings.Join(short, ", ")
 	}
 	row("banned", banned)
+	if g := st.Guard; g != nil {
+		guardRows(row, g)
+	}
 	return tw.Flush()
+}
+
+// guardRows writes what the node refused to peers and how it scores them.
+func guardRows(row func(...string), g *node.GuardStatus) {
+	row("refused", fmt.Sprintf("rate limit: %s; resource limits: %s; %d streams and %d connections at the resource manager's other limits",
+		perProtocol(g.RateLimited), perProtocol(g.Blocked), g.BlockedStreams, g.BlockedConns))
+	row("gossip scores", fmt.Sprintf("%d peers scored: %d below the gossip threshold, %d below publish, %d graylisted now; %d graylisted since start",
+		g.ScoredPeers, g.BelowGossip, g.BelowPublish, g.Graylisted, g.Graylistings))
+	if len(g.Worst) > 0 {
+		worst := make([]string, len(g.Worst))
+		for i, w := range g.Worst {
+			worst[i] = fmt.Sprintf("%s %.0f", shortPeer(w.Peer), w.Score)
+		}
+		row("lowest scores", strings.Join(worst, ", "))
+	}
+	row("fetch bans", fmt.Sprint(g.FetchBans))
+}
+
+// perProtocol prints refusal counts by protocol, largest first.
+func perProtocol(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b)) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d on %s", m[k], k)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func spanText(b [2]int) string {

@@ -33,7 +33,7 @@ func TestPrintStatus(t *testing.T) {
 				Blocks: [2]int{0, 2}, Sessions: 1, Requests: 2, Addrs: []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/10.0.0.1/tcp/4001"},
 				Peers: []node.PeerStatus{
 					{Peer: self, Blocks: [2]int{0, 2}, GFLOPS: 1.5, BlockMillis: 0.25, Load: 0.5, Cores: 2, Version: "0.1.0"},
-					{Peer: other, Blocks: [2]int{2, 5}, Loading: true, GFLOPS: 3, BlockMillis: 0.125, Cores: 8, Version: "0.1.0"},
+					{Peer: other, Blocks: [2]int{2, 5}, Loading: true, GFLOPS: 3, BlockMillis: 0.125, Cores: 8, Version: "0.1.0", Score: ptr(12.5)},
 				},
 				Covered: true,
 				Route:   []infer.Hop{{Peer: self, Lo: 0, Hi: 2}, {Peer: other, Lo: 2, Hi: 5}},
@@ -49,9 +49,9 @@ func TestPrintStatus(t *testing.T) {
 				"addrs /ip4/127.0.0.1/tcp/4001",
 				"/ip4/10.0.0.1/tcp/4001",
 				"peers (2)",
-				"PEER BLOCKS LOADING GFLOPS BLOCK MS LOAD CORES VERSION",
-				"…selfAAAA 0:2 1.50 0.250 0.50 2 0.1.0",
-				"…0otherBB 2:5 yes 3.00 0.125 0.00 8 0.1.0",
+				"PEER BLOCKS LOADING GFLOPS BLOCK MS LOAD CORES SCORE VERSION",
+				"…selfAAAA 0:2 1.50 0.250 0.50 2 - 0.1.0",
+				"…0otherBB 2:5 yes 3.00 0.125 0.00 8 12.5 0.1.0",
 				"coverage every block is served",
 				"route …selfAAAA 0:2 -> …0otherBB 2:5",
 				"banned …0otherBB",
@@ -61,7 +61,7 @@ func TestPrintStatus(t *testing.T) {
 			name: "missing",
 			st:   node.Status{Peer: self, Model: "bafkmodel", Blocks: [2]int{0, 2}, Loading: []int{2, 4}, Missing: "2:5"},
 			want: []string{"blocks 0:2 (loading 2:4)", "peers (0)", "coverage blocks 2:5 are served by no peer", "banned none"},
-			not:  []string{"route"},
+			not:  []string{"route", "refused", "gossip scores"},
 		},
 		{
 			name: "training run and fetches",
@@ -70,6 +70,19 @@ func TestPrintStatus(t *testing.T) {
 				Fetches: []node.FetchProgress{{What: "block 3", Done: 256, Total: 1024}}},
 			want: []string{"training run go (bafkrun), round 4 in progress; round 3 committed with loss 2.5000 from 2 peers",
 				"fetching block 3: 256 of 1024 bytes (25%)"},
+		},
+		{
+			name: "guard",
+			st: node.Status{Peer: self, Guard: &node.GuardStatus{
+				RateLimited: map[string]uint64{"/strata/content/1": 3190, "/strata/status/1": 7}, Blocked: map[string]uint64{"/strata/status/1": 2},
+				BlockedConns: 1, ScoredPeers: 3, BelowGossip: 1, BelowPublish: 1, Graylisted: 1, Graylistings: 2,
+				Worst: []node.PeerScore{{Peer: other, Score: -4059.4}}, FetchBans: 1}},
+			want: []string{
+				"refused rate limit: 3190 on /strata/content/1, 7 on /strata/status/1; resource limits: 2 on /strata/status/1; 0 streams and 1 connections at the resource manager's other limits",
+				"gossip scores 3 peers scored: 1 below the gossip threshold, 1 below publish, 1 graylisted now; 2 graylisted since start",
+				"lowest scores …0otherBB -4059",
+				"fetch bans 1",
+			},
 		},
 		{
 			name: "no model",
@@ -211,3 +224,5 @@ func TestStatusPeerSwarmKey(t *testing.T) {
 		t.Errorf("without --swarm-key: err = %v, want a handshake failure naming --swarm-key", err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
