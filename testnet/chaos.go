@@ -179,7 +179,8 @@ func Chaos(ctx context.Context, bin string, o ChaosOptions) (*ChaosReport, error
 		o.Expected = Greedy(m, tok, o.Steps)
 	}
 	s := &soak{o: o, layers: m.Config.NLayers, rep: &ChaosReport{
-		Seed: o.Seed, ModelName: name, Servers: o.Servers, Trainers: o.Trainers, Failures: map[string]int{},
+		Seed: o.Seed, ModelName: name, Servers: o.Servers, Trainers: o.Trainers, Quorum: consensus.Quorum(o.Trainers),
+		Failures: map[string]int{},
 	}}
 	spans := chaosSpans(s.layers, o.Servers)
 	o.Logger.Info("chaos: starting the serving mesh", "nodes", o.Servers, "model", name)

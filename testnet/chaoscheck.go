@@ -21,6 +21,7 @@ type ChaosReport struct {
 	ModelName, Model  string // the served model: its name and CID
 	Run               string // the training run's id
 	Servers, Trainers int
+	Quorum            int           // trainers whose votes certify a round
 	Soaked            time.Duration // how long the chaos ran
 
 	// Generations: OK gave exactly the expected text (Failover of them
@@ -42,6 +43,10 @@ type ChaosReport struct {
 	// rounds skipped and the last round, by the longest history.
 	RoundsBefore, Rounds, Skipped int
 	LastRound                     uint64
+	// Thin counts committed rounds that aggregated fewer updates than a
+	// quorum of the roster (a figure, not a failure: the consensus
+	// certifies the result, not the number of contributions).
+	Thin int
 	// Histories is each trainer's history length (-1: it never answered).
 	// Divergent counts trainers whose certified history differs from the
 	// longest one on their common prefix, or is not a chain from the
@@ -270,6 +275,11 @@ func (s *soak) compareHistories(ctx context.Context) {
 	}
 	if longest != nil {
 		r.Rounds = committed(longest.History)
+		for _, rec := range longest.History {
+			if !rec.Skipped && len(rec.Peers) < s.quorum() {
+				r.Thin++
+			}
+		}
 		r.Skipped = len(longest.History) - r.Rounds
 		if k := len(longest.History); k > 0 {
 			r.LastRound = longest.History[k-1].Round

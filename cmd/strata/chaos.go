@@ -129,8 +129,8 @@ func printChaos(w io.Writer, r *testnet.ChaosReport) {
 	}
 	fmt.Fprintf(w, "kills        %d (%d serving, %d training), %d restarts, %d unexpected exits\n",
 		r.Kills, r.ServerKills, r.TrainerKills, r.Restarts, r.Crashes)
-	fmt.Fprintf(w, "rounds       %d committed (%d during the soak), %d skipped, last round %d\n",
-		r.Rounds, r.Rounds-r.RoundsBefore, r.Skipped, r.LastRound)
+	fmt.Fprintf(w, "rounds       %d committed (%d during the soak), %d skipped, last round %d; %d committed with updates from fewer than a quorum (%d of %d)\n",
+		r.Rounds, r.Rounds-r.RoundsBefore, r.Skipped, r.LastRound, r.Thin, r.Quorum, r.Trainers)
 	lens := make([]string, len(r.Histories))
 	for i, n := range r.Histories {
 		lens[i] = fmt.Sprint(n)
