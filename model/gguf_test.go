@@ -489,6 +489,17 @@ func FuzzReadGGUF(f *testing.F) {
 	f.Add(spec.bytes())
 	spec.tensors[0].typ = ggmlF16
 	f.Add(spec.bytes())
+	// A qwen2 model with a byte-level BPE vocabulary and rope_freqs.weight.
+	bc := testBPEConfig(PreQwen2, 10)
+	for len(bc.Tokens) < qwenTestConfig().VocabSize {
+		bc.Tokens = append(bc.Tokens, BPEToken{})
+	}
+	if tok, err := NewBPE(bc); err == nil {
+		var buf bytes.Buffer
+		if WriteGGUF(&buf, Synth(qwenTestConfig(), 1), tok) == nil {
+			f.Add(buf.Bytes())
+		}
+	}
 	if p, ok := refPath(); ok {
 		if data, err := os.ReadFile(filepath.Join(p, "stories260K.gguf")); err == nil {
 			f.Add(data[:min(len(data), 16<<10)])

@@ -376,3 +376,32 @@ func tjSentencePiece(f *tjFile, texts []string, have []bool, merges [][2]string,
 	}
 	return spTokenizer("tokenizer.json", texts, scores, nil)
 }
+
+// ReadHFTokenizer reads the tokenizer.json of a Hugging Face checkpoint
+// with the special ids and vocabulary size of its config.json (the same
+// bytes ReadHF takes): vocab_size, bos_token_id and eos_token_id (an id or
+// a list; the first is EOS, the others stop generation too).
+func ReadHFTokenizer(config, tokenizerJSON []byte) (*Tokenizer, error) {
+	if len(config) > maxHFConfig {
+		return nil, fmt.Errorf("%w: config.json is %d bytes, limit %d", ErrFormat, len(config), maxHFConfig)
+	}
+	var hc hfConfig
+	if err := json.Unmarshal(config, &hc); err != nil {
+		return nil, fmt.Errorf("%w: config.json: %v", ErrFormat, err)
+	}
+	o := TokenizerJSONOptions{BOS: -1}
+	if hc.Vocab != nil {
+		o.VocabSize = *hc.Vocab
+	}
+	bos, err := hfTokenIDs(hc.BOS, "bos_token_id")
+	if err != nil {
+		return nil, err
+	}
+	if len(bos) > 0 {
+		o.BOS = bos[0]
+	}
+	if o.EOS, err = hfTokenIDs(hc.EOS, "eos_token_id"); err != nil {
+		return nil, err
+	}
+	return ReadTokenizerJSON(tokenizerJSON, o)
+}
