@@ -127,6 +127,7 @@ function renderStatus(st) {
   renderCoverage(serving, st);
   renderRoute(st);
   renderFetches(st.fetches || []);
+  renderGuard(st.guard, st);
   const banned = $("banned");
   banned.replaceChildren();
   if (st.banned && st.banned.length) {
@@ -173,13 +174,14 @@ function renderPeers(peers, st) {
       load,
       el("td", "num", p.cores),
       el("td", "num", bytes(p.mem_free)),
+      scoreCell(p.score),
       el("td", "mono", p.version));
     rows.push(tr);
   }
   if (!rows.length) {
     const tr = el("tr");
     const td = el("td", "empty", "No peers known yet.");
-    td.colSpan = 9;
+    td.colSpan = 10;
     tr.append(td);
     rows.push(tr);
   }
@@ -264,6 +266,57 @@ function renderFetches(fetches) {
     d.append(line, bar);
     return d;
   }));
+}
+
+// --- refusals and peer scores ---------------------------------------------
+
+// GossipSub thresholds (gossip/score.go): below the graylist threshold a
+// peer's messages are dropped unread.
+const GOSSIP_THRESHOLD = -10, GRAYLIST_THRESHOLD = -100;
+
+function scoreCell(score) {
+  if (typeof score !== "number") return el("td", "num muted", "–");
+  const cls = score < GRAYLIST_THRESHOLD ? "bad" : score < GOSSIP_THRESHOLD ? "warn" : "";
+  const td = el("td", "num");
+  td.append(el("span", cls ? "badge " + cls : "", score.toFixed(1)));
+  return td;
+}
+
+function sumValues(m) {
+  let n = 0;
+  for (const k in m || {}) n += Number(m[k]) || 0;
+  return n;
+}
+
+function renderGuard(g, st) {
+  const box = $("guard");
+  const limited = sumValues(g && g.rate_limited), blocked = sumValues(g && g.blocked) +
+    (g ? (g.blocked_streams || 0) + (g.blocked_conns || 0) : 0);
+  if (!g || (!limited && !blocked && !g.below_gossip && !g.graylistings && !g.fetch_bans)) {
+    box.className = "empty";
+    box.textContent = "Nothing refused.";
+    return;
+  }
+  box.className = "guard";
+  const lines = [];
+  const line = (label, text, cls) => {
+    const d = el("div", "line");
+    d.append(el("span", "", label), el("span", cls || "muted", text));
+    lines.push(d);
+  };
+  const top = (m) => Object.keys(m || {}).sort((a, b) => m[b] - m[a]).slice(0, 3)
+    .map((k) => `${m[k]} on ${k}`).join(", ");
+  line("rate-limited streams", limited ? `${limited} (${top(g.rate_limited)})` : "0");
+  line("resource-limited", String(blocked));
+  line("graylisted now", `${g.graylisted} of ${g.scored_peers} scored · ${g.graylistings} since start`,
+    g.graylisted ? "badge bad" : "muted");
+  if (g.fetch_bans) line("fetch bans", String(g.fetch_bans), "badge bad");
+  for (const w of g.worst || []) {
+    const d = el("div", "line");
+    d.append(peerLabel(w.peer, st.peer, true), el("span", "mono", w.score.toFixed(0)));
+    lines.push(d);
+  }
+  box.replaceChildren(...lines);
 }
 
 // --- training run ---------------------------------------------------------
@@ -404,7 +457,7 @@ function renderRounds(hist, traffic) {
   if (!rows.length) {
     const tr = el("tr");
     const td = el("td", "empty", "No round certified yet.");
-    td.colSpan = 9;
+    td.colSpan = 10;
     tr.append(td);
     rows.push(tr);
   }

@@ -50,6 +50,12 @@ try {
       document.querySelectorAll("#coverage .count.zero").length === 0);
   await check("loss chart with two points", () => document.querySelectorAll("#loss-chart circle.pt").length >= 2);
   await check("latest certificate", () => !document.getElementById("cert-body").hidden);
+  await check("a GossipSub score for every other peer",
+    () => {
+      const rows = document.querySelectorAll("#peers tbody tr[data-peer]:not(.self)");
+      return rows.length > 0 && [...rows].every((r) => /^-?\d+\.\d$/.test(r.children[8].textContent));
+    });
+  await check("the refusals section", () => document.getElementById("guard").textContent.length > 0);
   // One more poll so the screenshot shows settled values.
   await page.waitForTimeout(1200);
 
@@ -62,6 +68,8 @@ try {
     rounds: document.querySelectorAll("#rounds tbody tr").length,
     cert: document.getElementById("cert-round").textContent + " " + document.getElementById("cert-votes").textContent,
     route: document.querySelectorAll("#route .hop").length,
+    scores: [...document.querySelectorAll("#peers tbody tr[data-peer]")].map((r) => r.children[8].textContent),
+    guard: document.getElementById("guard").textContent,
   }));
   if (String(result.peersCard) !== String(peers)) throw new Error(`peers card shows ${result.peersCard}, want ${peers}`);
   await page.screenshot({ path: shot, fullPage: true });
