@@ -7,36 +7,44 @@ import (
 	"testing"
 )
 
-func certFor(voters []string, r Round, base, result string) Certificate {
-	c := Certificate{Round: r, Base: base, Result: result}
+func certFor(voters []string, r Round, view uint32, base, result string) Certificate {
+	c := Certificate{Round: r, View: view, Base: base, Result: result}
 	for _, v := range voters {
-		c.Votes = append(c.Votes, Vote{From: v, Sig: sign(v, VoteBytes(r, base, result))})
+		c.Votes = append(c.Votes, Vote{From: v, Sig: sign(v, PrecommitBytes(r, view, base, result))})
 	}
 	return c
 }
 
 func TestVerifyCertificate(t *testing.T) {
 	roster := []string{"a", "b", "c", "d"}
-	good := certFor([]string{"a", "b", "c"}, 1, "g", "r1")
-	if err := VerifyCertificate(roster, good, verify); err != nil {
+	good := certFor([]string{"a", "b", "c"}, 1, 0, "g", "r1")
+	if err := VerifyCertificate(roster, 0, good, verify); err != nil {
 		t.Fatalf("valid certificate: %v", err)
 	}
-	dup := certFor([]string{"a", "b"}, 1, "g", "r1")
+	dup := certFor([]string{"a", "b"}, 1, 0, "g", "r1")
 	dup.Votes = append(dup.Votes, dup.Votes[0])
-	forged := certFor([]string{"a", "b"}, 1, "g", "r1")
-	forged.Votes = append(forged.Votes, Vote{From: "c", Sig: sign("a", VoteBytes(1, "g", "r1"))})
-	outsider := certFor([]string{"a", "b", "x"}, 1, "g", "r1")
+	forged := certFor([]string{"a", "b"}, 1, 0, "g", "r1")
+	forged.Votes = append(forged.Votes, Vote{From: "c", Sig: sign("a", PrecommitBytes(1, 0, "g", "r1"))})
+	prevotes := certFor([]string{"a", "b"}, 1, 0, "g", "r1")
+	prevotes.Votes = append(prevotes.Votes, Vote{From: "c", Sig: sign("c", PrevoteBytes(1, 0, "g", "r1"))})
+	otherView := good
+	otherView.View = 1
+	hugeView := certFor([]string{"a", "b", "c"}, 1, MaxViews, "g", "r1")
+	outsider := certFor([]string{"a", "b", "x"}, 1, 0, "g", "r1")
 	otherResult := good
 	otherResult.Result = "r2"
 	for name, c := range map[string]Certificate{
-		"too few":      certFor([]string{"a", "b"}, 1, "g", "r1"),
+		"too few":      certFor([]string{"a", "b"}, 1, 0, "g", "r1"),
 		"duplicate":    dup,
 		"forged":       forged,
 		"outsider":     outsider,
 		"other result": otherResult,
-		"round 0":      certFor([]string{"a", "b", "c"}, 0, "g", "r1"),
+		"a prevote":    prevotes,
+		"other view":   otherView,
+		"view bound":   hugeView,
+		"round 0":      certFor([]string{"a", "b", "c"}, 0, 0, "g", "r1"),
 	} {
-		if err := VerifyCertificate(roster, c, verify); !errors.Is(err, ErrCertificate) {
+		if err := VerifyCertificate(roster, 0, c, verify); !errors.Is(err, ErrCertificate) {
 			t.Errorf("%s: got %v, want ErrCertificate", name, err)
 		}
 	}
@@ -46,21 +54,21 @@ func TestVerifyChain(t *testing.T) {
 	roster := []string{"a", "b", "c", "d"}
 	q := []string{"b", "c", "d"}
 	chain := []Certificate{
-		certFor(q, 1, "g", "r1"),
-		certFor(q, 2, "r1", ""), // skipped
-		certFor(q, 3, "r1", "r3"),
+		certFor(q, 1, 0, "g", "r1"),
+		certFor(q, 2, 0, "r1", ""), // skipped
+		certFor(q, 3, 0, "r1", "r3"),
 	}
-	next, err := VerifyChain(roster, "g", chain, verify)
+	next, err := VerifyChain(roster, 0, "g", chain, verify)
 	if err != nil || next != "r3" {
 		t.Fatalf("VerifyChain = %q, %v; want r3, nil", next, err)
 	}
 	for name, bad := range map[string][]Certificate{
 		"gap":         {chain[0], chain[2]},
-		"wrong base":  {chain[0], certFor(q, 2, "g", "r2")},
-		"bad votes":   {chain[0], certFor([]string{"a"}, 2, "r1", "r2")},
-		"not genesis": {certFor(q, 1, "other", "r1")},
+		"wrong base":  {chain[0], certFor(q, 2, 0, "g", "r2")},
+		"bad votes":   {chain[0], certFor([]string{"a"}, 2, 0, "r1", "r2")},
+		"not genesis": {certFor(q, 1, 0, "other", "r1")},
 	} {
-		if _, err := VerifyChain(roster, "g", bad, verify); !errors.Is(err, ErrCertificate) {
+		if _, err := VerifyChain(roster, 0, "g", bad, verify); !errors.Is(err, ErrCertificate) {
 			t.Errorf("%s: got %v, want ErrCertificate", name, err)
 		}
 	}

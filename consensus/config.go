@@ -29,6 +29,10 @@ type Config struct {
 	ID     string   // this node's peer id
 	Roster []string // members; fixed for now (see package doc)
 	Rule   string   // aggregation rule the proposer asks for
+	// Quorum is the number of votes that decides; 0 means Quorum(len(Roster)),
+	// which tolerates Byzantine members. A majority (len(Roster)/2+1)
+	// tolerates more crashed or cut-off members but no Byzantine voter.
+	Quorum int
 
 	Sign   func(msg []byte) []byte
 	Verify func(peer string, msg, sig []byte) bool
@@ -54,6 +58,8 @@ func (c *Config) Validate() error {
 	case c.CollectTicks < 1 || c.ViewTicks <= c.CollectTicks || c.RoundTicks < c.ViewTicks:
 		return fmt.Errorf("%w: need 1 <= CollectTicks < ViewTicks <= RoundTicks, got %d, %d, %d",
 			ErrConfig, c.CollectTicks, c.ViewTicks, c.RoundTicks)
+	case c.Quorum != 0 && (c.Quorum <= len(c.Roster)/2 || c.Quorum > len(c.Roster)):
+		return fmt.Errorf("%w: quorum %d of %d members, want a majority", ErrConfig, c.Quorum, len(c.Roster))
 	case c.RoundTicks/c.ViewTicks >= MaxViews:
 		return fmt.Errorf("%w: RoundTicks/ViewTicks must be below %d", ErrConfig, MaxViews)
 	}

@@ -40,21 +40,31 @@ type envelope struct {
 	msg []byte
 }
 
+// ballotKey names one vote an honest node may cast: a phase in a view of
+// a round.
+type ballotKey struct {
+	round Round
+	view  uint32
+	kind  Kind
+}
+
 type sim struct {
 	roster  []string
 	cfg     Config
 	nodes   map[string]*Node // live honest nodes
 	byz     map[string]bool
-	hs      map[string]HardState     // persisted
-	commits map[string][]Certificate // per honest node, in order received
-	sent    map[string]map[Round]map[string]bool
+	hs      map[string]HardState                     // persisted
+	commits map[string][]Certificate                 // per honest node, in order received
+	sent    map[string]map[ballotKey]map[string]bool // values each honest node voted for
 	queue   []envelope
 	now     int
 	rng     *rand.Rand // nil: no loss, delay or duplication
 
 	loss, dup float64
 	maxDelay  int
-	lossy     bool // any message was lost or a node crashed
+	cut       map[string]int   // partition: side of each member; nil when whole
+	gst       map[string]Round // round of each honest node when the network healed
+	lossy     bool             // any message was lost or a node crashed
 	entered   map[Round]int
 
 	certs   map[Round]Certificate // every certificate an honest node accepted
@@ -64,7 +74,7 @@ type sim struct {
 func newSim(ids, byz []string, rng *rand.Rand) *sim {
 	s := &sim{roster: slices.Clone(ids), nodes: map[string]*Node{}, byz: map[string]bool{},
 		hs: map[string]HardState{}, commits: map[string][]Certificate{},
-		sent: map[string]map[Round]map[string]bool{}, rng: rng, entered: map[Round]int{},
+		sent: map[string]map[ballotKey]map[string]bool{}, rng: rng, entered: map[Round]int{},
 		certs: map[Round]Certificate{}, checked: map[string]int{}}
 	slices.Sort(s.roster)
 	s.cfg = Config{Roster: s.roster, Rule: "fedavg", Verify: verify, CollectTicks: 3, ViewTicks: 10, RoundTicks: 40}
@@ -117,12 +127,19 @@ func (s *sim) broadcast(from string, m Message, to []string) {
 	}
 	for _, p := range to {
 		if p != from {
-			s.enqueue(p, b)
+			s.enqueueFrom(from, p, b)
 		}
 	}
 }
 
 func (s *sim) enqueue(to string, b []byte) {
+	s.enqueueFrom("", to, b)
+}
+
+func (s *sim) enqueueFrom(from, to string, b []byte) {
+	if s.cut != nil && from != "" && s.cut[from] != s.cut[to] {
+		return
+	}
 	if s.rng == nil {
 		s.queue = append(s.queue, envelope{to: to, at: s.now, msg: b})
 		return
@@ -151,16 +168,15 @@ func (s *sim) process(id string) {
 		}
 		s.commits[id] = append(s.commits[id], rd.Commits...)
 		for _, m := range rd.Messages {
-			if m.Kind == KindVote {
-				byRound := s.sent[id]
-				if byRound == nil {
-					byRound = map[Round]map[string]bool{}
-					s.sent[id] = byRound
+			if m.Kind == KindPrevote || m.Kind == KindPrecommit {
+				k := ballotKey{m.Round, m.View, m.Kind}
+				if s.sent[id] == nil {
+					s.sent[id] = map[ballotKey]map[string]bool{}
 				}
-				if byRound[m.Round] == nil {
-					byRound[m.Round] = map[string]bool{}
+				if s.sent[id][k] == nil {
+					s.sent[id][k] = map[string]bool{}
 				}
-				byRound[m.Round][m.Result] = true
+				s.sent[id][k][valueKey(m.Result, m.Nil)] = true
 			}
 			s.broadcast(id, m, nil)
 		}
@@ -171,7 +187,7 @@ func (s *sim) process(id string) {
 			n.Step(a)
 		}
 		for _, p := range rd.Checks {
-			n.Step(Message{Kind: KindChecked, Round: p.Round, View: p.View, Result: p.Result,
+			n.Step(Message{Kind: KindChecked, Round: p.Round, Result: p.Result,
 				OK: aggregate(p.Base, p.Rule, p.Deltas) == p.Result})
 		}
 		if _, ok := s.entered[round]; !ok {
@@ -212,6 +228,7 @@ func (s *sim) deliver() bool {
 
 func (s *sim) tick() {
 	s.now++
+
 	for _, id := range s.roster {
 		if n := s.nodes[id]; n != nil {
 			n.Tick()
@@ -228,7 +245,7 @@ func (s *sim) contribute(id string, r Round, delta string) {
 }
 
 // checkSafety verifies the invariants that must hold at every moment:
-// no honest member sent two different votes in one round, every
+// no honest member sent two different votes of one phase in a view, every
 // certificate an honest node accepted is valid and holds votes from at
 // least Quorum-f honest members who really cast them, no two honest
 // nodes hold different certificates for one round, and each honest
@@ -240,12 +257,13 @@ func (s *sim) checkSafety() error {
 	return s.checkCerts()
 }
 
-// checkVotes reports an honest member that voted for two values in a round.
+// checkVotes reports an honest member that cast two different votes of
+// one phase in one view.
 func (s *sim) checkVotes() error {
-	for id, byRound := range s.sent {
-		for r, vals := range byRound {
+	for id, byKey := range s.sent {
+		for k, vals := range byKey {
 			if len(vals) > 1 {
-				return fmt.Errorf("honest %s voted for %d values in round %d", id, len(vals), r)
+				return fmt.Errorf("honest %s cast %d different %vs in round %d view %d", id, len(vals), k.kind, k.round, k.view)
 			}
 		}
 	}
@@ -253,7 +271,7 @@ func (s *sim) checkVotes() error {
 }
 
 func (s *sim) checkCerts() error {
-	q := Quorum(len(s.roster))
+	q := quorumOf(len(s.roster), s.cfg.Quorum)
 	byRound := s.certs
 	for _, id := range s.honest() {
 		var prev *Certificate
@@ -262,12 +280,12 @@ func (s *sim) checkCerts() error {
 		}
 		for _, c := range s.commits[id][s.checked[id]:] {
 			s.checked[id]++
-			if err := VerifyCertificate(s.roster, c, verify); err != nil {
+			if err := VerifyCertificate(s.roster, s.cfg.Quorum, c, verify); err != nil {
 				return fmt.Errorf("%s accepted %v", id, err)
 			}
 			honestVotes := 0
 			for _, v := range c.Votes {
-				if !s.byz[v.From] && s.sent[v.From][c.Round][c.Result] {
+				if !s.byz[v.From] && s.sent[v.From][ballotKey{c.Round, c.View, KindPrecommit}][c.Result] {
 					honestVotes++
 				}
 			}

@@ -6,13 +6,14 @@ type Round uint64
 // Kind names a consensus message.
 type Kind uint8
 
-// Message kinds. The first three travel between peers; the last three are
+// Message kinds. The first four travel between peers; the last three are
 // local events the application feeds back through Step and are rejected by
 // Unmarshal.
 const (
-	KindPropose Kind = iota + 1 // proposer's sorted contributions and result
-	KindVote                    // a roster member's signature over a round's value
-	KindCommit                  // a certificate: votes from more than 2/3 of the roster
+	KindPropose   Kind = iota + 1 // proposer's sorted contributions and result
+	KindPrevote                   // first phase: a member finds a view's proposal acceptable
+	KindPrecommit                 // second phase: a member saw a prevote quorum and locks on it
+	KindCommit                    // a certificate: precommits from more than 2/3 of the roster
 
 	KindContribution // local: the app fetched and validated Deltas[0] for Round
 	KindAggregated   // local: the app computed Result from Deltas under Rule (answers Aggregate)
@@ -23,8 +24,10 @@ func (k Kind) String() string {
 	switch k {
 	case KindPropose:
 		return "propose"
-	case KindVote:
-		return "vote"
+	case KindPrevote:
+		return "prevote"
+	case KindPrecommit:
+		return "precommit"
 	case KindCommit:
 		return "commit"
 	case KindContribution:
@@ -38,12 +41,13 @@ func (k Kind) String() string {
 }
 
 // remote reports whether k may arrive from a peer.
-func (k Kind) remote() bool { return k == KindPropose || k == KindVote || k == KindCommit }
+func (k Kind) remote() bool { return k >= KindPropose && k <= KindCommit }
 
 // Message is one consensus message. Peer ids and CIDs are strings so the
 // package stays free of networking types.
 //
-// A vote with an empty Result is a vote to skip the round.
+// An empty Result is the value "skip the round": a proposal to skip
+// carries no contributions and no rule.
 type Message struct {
 	Kind   Kind
 	Round  Round
@@ -52,23 +56,30 @@ type Message struct {
 	Base   string   // manifest CID the round started from
 	Deltas []string // sorted contribution CIDs (propose, aggregated)
 	Rule   string   // aggregation rule, e.g. "fedavg"
-	Result string   // resulting manifest CID; empty in a vote means skip
-	Sig    []byte   // signature by From (propose: ProposalBytes, vote: VoteBytes)
-	Votes  []Vote   // commit certificate (commit)
-	OK     bool     // checked: the app reproduced Result
+	Result string   // resulting manifest CID; empty means skip
+	Nil    bool     // a prevote or precommit for no value: the view failed here
+	// POL, in a proposal or a precommit, is 1 + the view of the prevote
+	// quorum for Result carried in Votes (a proof of lock); 0: none.
+	POL   uint32
+	Sig   []byte // signature by From (ProposalBytes, PrevoteBytes or PrecommitBytes)
+	Votes []Vote // commit: the certificate's precommits; propose, precommit: POL prevotes
+	OK    bool   // checked: the app reproduced Result
 }
 
-// Vote is one roster member's signature over VoteBytes(round, base, result).
+// Vote is one roster member's signature in a certificate or a proof of
+// lock.
 type Vote struct {
 	From string
 	Sig  []byte
 }
 
 // Certificate proves that a round ended with Result, or was skipped when
-// Result is empty. Voters sign (Round, Base, Result) only: the contributions
-// that went in are named by the result manifest itself.
+// Result is empty: precommits over PrecommitBytes(Round, View, Base,
+// Result). The contributions that went in are named by the result
+// manifest itself.
 type Certificate struct {
 	Round  Round
+	View   uint32 // the view whose precommits these are
 	Base   string
 	Result string
 	Votes  []Vote
@@ -91,18 +102,37 @@ func (c Certificate) Next() string {
 func Quorum(n int) int { return 2*n/3 + 1 }
 
 // HardState is what a node must persist before sending the messages of the
-// Ready that carries it: the round it is in and the vote it cast there. A
-// restarted node given its last HardState never votes twice in a round.
+// Ready that carries it: the round and view it is in and its latest vote
+// of each phase. Votes are cast only in the current view and the view
+// never goes back, so a restarted node given its last HardState never
+// casts two different votes of one phase in a view, and keeps its lock.
 type HardState struct {
 	Round Round  // current round
 	Base  string // manifest CID the current round starts from
-	Voted bool   // a vote was cast in Round
-	// The value voted for; the deltas and rule let a locked proposer
-	// re-propose it in a later view.
-	VoteResult string
-	VoteDeltas []string
-	VoteRule   string
-	VoteSig    []byte
+	View  uint32 // current view
+
+	Prevote   *Ballot // latest prevote cast in Round
+	Precommit *Ballot // latest precommit cast in Round
+	Lock      *Ballot // latest precommit for a value in Round
+
+	// Last is the certificate of the round before, which the node
+	// rebroadcasts so that members left behind catch up.
+	Last *Certificate `json:",omitempty"`
+}
+
+// Ballot is a vote a node cast: its view, value and signature. A lock also
+// keeps what re-proposing its value takes after a restart: the prevote
+// quorum that justified it and, when the node saw the proposal, its
+// contributions and rule.
+type Ballot struct {
+	View   uint32
+	Result string
+	Nil    bool
+	Sig    []byte
+
+	POL    []Vote   `json:",omitempty"`
+	Deltas []string `json:",omitempty"`
+	Rule   string   `json:",omitempty"`
 }
 
 // Ready is the work a node hands back to its driver. The driver persists

@@ -4,14 +4,24 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // MaxMessage bounds an encoded message in bytes.
 const MaxMessage = 1 << 21
 
-const wireVersion = 1
+const wireVersion = 2
 
-// MarshalBinary encodes a peer message (propose, vote or commit) in the
+const flagNil = 1
+
+func flags(m Message) byte {
+	if m.Nil {
+		return flagNil
+	}
+	return 0
+}
+
+// MarshalBinary encodes a peer message (propose, prevote, precommit or commit) in the
 // canonical wire form Unmarshal accepts.
 func (m Message) MarshalBinary() ([]byte, error) {
 	if !m.Kind.remote() {
@@ -20,6 +30,8 @@ func (m Message) MarshalBinary() ([]byte, error) {
 	b := []byte{wireVersion, byte(m.Kind)}
 	b = binary.AppendUvarint(b, uint64(m.Round))
 	b = binary.AppendUvarint(b, uint64(m.View))
+	b = binary.AppendUvarint(b, uint64(m.POL))
+	b = append(b, flags(m))
 	for _, s := range []string{m.From, m.Base, m.Rule, m.Result} {
 		b = appendStr(b, s)
 	}
@@ -54,6 +66,14 @@ func Unmarshal(data []byte) (Message, error) {
 	m.Kind = Kind(d.byte())
 	m.Round = Round(d.uvarint(1 << 62))
 	m.View = uint32(d.uvarint(MaxViews - 1))
+	m.POL = uint32(d.uvarint(MaxViews))
+	switch f := d.byte(); f {
+	case 0:
+	case flagNil:
+		m.Nil = true
+	default:
+		d.fail("flags %#x", f)
+	}
 	m.From = d.str(MaxID)
 	m.Base = d.str(MaxID)
 	m.Rule = d.str(MaxID)
@@ -91,6 +111,9 @@ func Unmarshal(data []byte) (Message, error) {
 	if !validID(m.From) {
 		return Message{}, fmt.Errorf("%w: empty sender", ErrDecode)
 	}
+	if m.Nil && (m.Kind != KindPrevote && m.Kind != KindPrecommit || m.Result != "" || m.POL != 0 || len(m.Votes) != 0) {
+		return Message{}, fmt.Errorf("%w: a nil %v with a value", ErrDecode, m.Kind)
+	}
 	if again, err := m.MarshalBinary(); err != nil || !bytes.Equal(again, data) {
 		return Message{}, fmt.Errorf("%w: non-canonical encoding", ErrDecode)
 	}
@@ -113,7 +136,12 @@ func UnmarshalCertificate(data []byte) (Certificate, error) {
 	if m.Kind != KindCommit {
 		return Certificate{}, fmt.Errorf("%w: kind %v is not a certificate", ErrDecode, m.Kind)
 	}
-	return Certificate{Round: m.Round, Base: m.Base, Result: m.Result, Votes: m.Votes}, nil
+	return m.Certificate(), nil
+}
+
+// Certificate returns the certificate a commit message carries.
+func (m Message) Certificate() Certificate {
+	return Certificate{Round: m.Round, View: m.View, Base: m.Base, Result: m.Result, Votes: slices.Clone(m.Votes)}
 }
 
 type decoder struct {

@@ -10,8 +10,12 @@ func sampleMessages() []Message {
 	return []Message{
 		{Kind: KindPropose, Round: 3, View: 2, From: "a", Base: "bafybase", Deltas: []string{"d1", "d2"},
 			Rule: "fedavg", Result: "bafyres", Sig: []byte{1, 2, 3}},
-		{Kind: KindVote, Round: 1, From: "b", Base: "bafybase", Result: "", Sig: []byte{9}},
-		{Kind: KindCommit, Round: 7, From: "c", Base: "x", Result: "y",
+		{Kind: KindPropose, Round: 3, View: 4, POL: 2, From: "a", Base: "bafybase", Deltas: []string{"d1"},
+			Rule: "fedavg", Result: "bafyres", Sig: []byte{1, 2, 3}, Votes: []Vote{{From: "b", Sig: []byte{4}}}},
+		{Kind: KindPrevote, Round: 1, View: 5, From: "b", Base: "bafybase", Result: "", Sig: []byte{9}},
+		{Kind: KindPrecommit, Round: 1, View: 5, POL: 6, From: "b", Base: "bafybase", Result: "r", Sig: []byte{9},
+			Votes: []Vote{{From: "a", Sig: []byte{1}}}},
+		{Kind: KindCommit, Round: 7, View: 1, From: "c", Base: "x", Result: "y",
 			Votes: []Vote{{From: "a", Sig: []byte{1}}, {From: "b", Sig: []byte{2}}}},
 	}
 }
@@ -34,17 +38,18 @@ func TestWireRoundTrip(t *testing.T) {
 
 func TestWireRejects(t *testing.T) {
 	good, _ := sampleMessages()[0].MarshalBinary()
-	local, _ := (Message{Kind: KindVote, Round: 1, From: "a"}).MarshalBinary()
+	local, _ := (Message{Kind: KindPrevote, Round: 1, From: "a"}).MarshalBinary()
 	local[1] = byte(KindChecked)
-	noFrom, _ := (Message{Kind: KindVote, Round: 1, From: "a"}).MarshalBinary()
+	noFrom, _ := (Message{Kind: KindPrevote, Round: 1, From: "a"}).MarshalBinary()
 	for name, b := range map[string][]byte{
 		"empty":     nil,
 		"truncated": good[:len(good)-1],
 		"trailing":  append(append([]byte{}, good...), 0),
-		"version":   append([]byte{2}, good[1:]...),
+		"version":   append([]byte{1}, good[1:]...),
 		"local":     local,
-		"hugeviews": {1, 1, 1, 0x80, 0x01},
-		"nofrom":    append(append([]byte{}, noFrom[:4]...), append([]byte{0}, noFrom[6:]...)...),
+		"hugeviews": {2, 1, 1, 0x80, 0x01},
+		"hugepol":   {2, 1, 1, 0, 0x80, 0x01},
+		"nofrom":    append(append([]byte{}, noFrom[:5]...), append([]byte{0}, noFrom[7:]...)...),
 	} {
 		if _, err := Unmarshal(b); !errors.Is(err, ErrDecode) {
 			t.Errorf("%s: got %v, want ErrDecode", name, err)
@@ -56,7 +61,7 @@ func TestWireRejects(t *testing.T) {
 }
 
 func TestCertificateRoundTrip(t *testing.T) {
-	c := Certificate{Round: 2, Base: "b", Result: "r", Votes: []Vote{{From: "a", Sig: []byte{7}}}}
+	c := Certificate{Round: 2, View: 3, Base: "b", Result: "r", Votes: []Vote{{From: "a", Sig: []byte{7}}}}
 	b, err := c.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +107,7 @@ func FuzzStep(f *testing.F) {
 		b, _ := m.MarshalBinary()
 		f.Add(b, uint8(3))
 	}
-	good := certFor([]string{"a", "b", "c"}, 1, testGenesis, "r1")
+	good := certFor([]string{"a", "b", "c"}, 1, 0, testGenesis, "r1")
 	b, _ := certMessage("a", good).MarshalBinary()
 	f.Add(b, uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, ticks uint8) {

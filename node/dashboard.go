@@ -78,7 +78,7 @@ func (n *Node) Rounds() (RoundsView, bool) {
 	v := RoundsView{RunInfo: info}
 	if c, err := consensus.UnmarshalCertificate(info.Cert); len(info.Cert) > 0 && err == nil {
 		cv := &CertView{Round: uint64(c.Round), Skipped: c.Skipped(), Base: c.Base, Result: c.Result,
-			Roster: len(info.Spec.Roster), Quorum: consensus.Quorum(len(info.Spec.Roster))}
+			Roster: len(info.Spec.Roster), Quorum: info.Spec.quorumSize()}
 		for _, vt := range c.Votes {
 			cv.Voters = append(cv.Voters, vt.From)
 		}

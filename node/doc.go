@@ -24,14 +24,15 @@
 //  3. Others fetch Δ from its author over /strata/content/1 (the CID
 //     verifies it), decode it against the expected tensors and reject NaN,
 //     Inf, wrong shapes and wrong round or base, logging the sender.
-//  4. The round's proposer waits for every roster member's update, or
-//     half a view for a quorum's worth, validates the set (norm outliers
+//  4. The round's proposer waits for every roster member's update, or a
+//     third of a view for a quorum's worth, validates the set (norm outliers
 //     too), aggregates it by the run's rule, applies the outer step and
 //     imports the result as a manifest whose round record names the run,
 //     round, rule, outer state and contributions ("CID/SIZE/PEER" entries,
 //     sorted). It proposes the manifest CID.
 //  5. Members re-aggregate the proposal (fetching missing updates from the
-//     proposer) and vote only for the same CID. The consensus hard state is
+//     proposer) and prevote only for the same CID; the two voting phases of
+//     package consensus follow. The consensus hard state is
 //     written to REPO/runs/RUNID/state.json and synced before any message
 //     it implies is published; certificates are appended to
 //     REPO/runs/RUNID/certs.

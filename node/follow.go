@@ -76,7 +76,7 @@ func (n *Node) askRun(ctx context.Context, peer, id string) (RunSpec, *consensus
 	if err != nil {
 		return RunSpec{}, nil, fmt.Errorf("node: %s sent a bad certificate: %w", peer, err)
 	}
-	if err := consensus.VerifyCertificate(info.Spec.Roster, c, mesh.Verify); err != nil {
+	if err := consensus.VerifyCertificate(info.Spec.Roster, info.Spec.quorum(), c, mesh.Verify); err != nil {
 		return RunSpec{}, nil, fmt.Errorf("node: %s sent a certificate that does not verify: %w", peer, err)
 	}
 	return info.Spec, &c, nil
@@ -112,7 +112,7 @@ func (n *Node) follow(ctx context.Context, spec RunSpec, id string, from *consen
 			return
 		}
 		select {
-		case certs <- consensus.Certificate{Round: m.Round, Base: m.Base, Result: m.Result, Votes: m.Votes}:
+		case certs <- m.Certificate():
 		default:
 		}
 	})
@@ -128,7 +128,7 @@ func (n *Node) follow(ctx context.Context, spec RunSpec, id string, from *consen
 			case <-ctx.Done():
 				return
 			case c := <-certs:
-				if c.Round <= f.round || consensus.VerifyCertificate(spec.Roster, c, mesh.Verify) != nil {
+				if c.Round <= f.round || consensus.VerifyCertificate(spec.Roster, spec.quorum(), c, mesh.Verify) != nil {
 					continue
 				}
 				f.round = c.Round

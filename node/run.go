@@ -205,7 +205,7 @@ func (n *Node) startRun(ctx context.Context, cfg RunConfig) (*runner, error) {
 	}
 	collect, view, round := spec.ticks()
 	r.cn, err = consensus.NewNode(consensus.Config{
-		ID: self, Roster: spec.Roster, Rule: spec.Rule,
+		ID: self, Roster: spec.Roster, Rule: spec.Rule, Quorum: spec.quorum(),
 		Sign: func(b []byte) []byte {
 			sig, err := n.mesh.Sign(b)
 			if err != nil {
@@ -373,7 +373,7 @@ func (r *runner) drain(ctx context.Context) error {
 		}
 		for _, m := range rd.Messages {
 			if m.Kind == consensus.KindCommit {
-				c := consensus.Certificate{Round: m.Round, Base: m.Base, Result: m.Result, Votes: m.Votes}
+				c := m.Certificate()
 				r.lastCert, r.lastCertAt = &c, time.Now()
 				r.cmu.Lock()
 				r.certCopy = &c
@@ -418,7 +418,7 @@ func (r *runner) republish(ctx context.Context) {
 	if r.lastCert != nil && now.Sub(r.lastCertAt) >= certEvery {
 		r.lastCertAt = now
 		c := *r.lastCert
-		r.publish(ctx, consensus.Message{Kind: consensus.KindCommit, Round: c.Round, From: r.n.ID(),
+		r.publish(ctx, consensus.Message{Kind: consensus.KindCommit, Round: c.Round, View: c.View, From: r.n.ID(),
 			Base: c.Base, Result: c.Result, Votes: c.Votes})
 	}
 }
@@ -527,7 +527,7 @@ func (r *runner) getUpdate(ctx context.Context, base *baseState, entry string, e
 }
 
 // maybeAggregate answers the proposer's aggregation request once every
-// roster member's update is in, or half a view into the round with what
+// roster member's update is in, or a third of a view into the round with what
 // has arrived.
 func (r *runner) maybeAggregate(ctx context.Context) {
 	p := r.pending
@@ -538,12 +538,13 @@ func (r *runner) maybeAggregate(ctx context.Context) {
 		r.pending = nil
 		return
 	}
-	// Wait for everyone, or half a view for a quorum's worth of updates;
-	// a later view (its proposer took over from a silent one) takes what
-	// there is.
+	// Wait for everyone, or a third of a view for a quorum's worth of
+	// updates, which leaves the members the rest of the view to check the
+	// proposal; a later view (its proposer took over from a silent one)
+	// takes what there is.
 	_, view, _ := r.spec.ticks()
-	wait := time.Duration(view) * roundTick / 2
-	enough := consensus.Quorum(len(r.spec.Roster))
+	wait := time.Duration(view) * roundTick / 3
+	enough := r.spec.quorumSize()
 	if p.View > 0 {
 		enough = 1
 	}

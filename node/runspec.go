@@ -57,6 +57,30 @@ type RunSpec struct {
 	// RoundSeconds is a round's deadline: a round that has not committed
 	// by then is skipped. A view (one proposer's turn) is a third of it.
 	RoundSeconds int `json:"round_seconds"`
+	// Quorum is the vote count that commits a round: "" (more than two
+	// thirds of the roster, tolerating Byzantine members below a third) or
+	// "majority" (more than half: rounds go on with up to half the roster
+	// crashed or cut off, for rosters that trust each other's votes).
+	Quorum string `json:"quorum,omitempty"`
+}
+
+// QuorumMajority is the RunSpec.Quorum of a majority quorum.
+const QuorumMajority = "majority"
+
+// quorum is the spec's consensus quorum (0: the Byzantine default).
+func (s *RunSpec) quorum() int {
+	if s.Quorum == QuorumMajority {
+		return len(s.Roster)/2 + 1
+	}
+	return 0
+}
+
+// quorumSize is the number of votes that commits a round.
+func (s *RunSpec) quorumSize() int {
+	if q := s.quorum(); q > 0 {
+		return q
+	}
+	return consensus.Quorum(len(s.Roster))
 }
 
 // DefaultRunSpec returns a spec with the defaults for everything but the
@@ -104,6 +128,8 @@ func (s *RunSpec) Validate() error {
 		return bad("%d blocks per round", s.BlocksPerRound)
 	case s.RoundSeconds < 3 || s.RoundSeconds > maxRoundSecs:
 		return bad("round deadline %ds, want 3..%d", s.RoundSeconds, maxRoundSecs)
+	case s.Quorum != "" && s.Quorum != QuorumMajority:
+		return bad("quorum %q, want empty or %q", s.Quorum, QuorumMajority)
 	}
 	if _, err := shards.ParseCID(s.Genesis); err != nil {
 		return bad("genesis: %v", err)

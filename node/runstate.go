@@ -98,7 +98,7 @@ func (r *runner) loadHistory() error {
 			continue
 		}
 		c, err := consensus.UnmarshalCertificate(b)
-		if err != nil || consensus.VerifyCertificate(r.spec.Roster, c, verifyPeer) != nil {
+		if err != nil || consensus.VerifyCertificate(r.spec.Roster, r.spec.quorum(), c, verifyPeer) != nil {
 			continue
 		}
 		r.lastCert, r.certCopy = &c, &c
@@ -124,7 +124,7 @@ func (r *runner) manifest(id string) (*shards.Manifest, error) {
 // recordOf describes certificate c; b is the version it made, if known.
 func (r *runner) recordOf(c consensus.Certificate, b *baseState) RoundRecord {
 	rec := RoundRecord{Round: uint64(c.Round), Skipped: c.Skipped(), Model: c.Next(), Base: c.Base, Votes: len(c.Votes)}
-	if b != nil && b.man != nil && b.man.Round != nil {
+	if b != nil && b.man != nil && b.man.Round != nil && !c.Skipped() { // a skip's version is the round before's
 		ri := b.man.Round
 		rec.Rule, rec.Loss = ri.Rule, ri.Loss
 		for _, ct := range ri.Contributions {
