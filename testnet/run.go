@@ -39,6 +39,7 @@ type RunOptions struct {
 	SeqLen       int // bytes per window
 	LR           float32
 	RoundSeconds int    // a round not committed after this long is skipped
+	Quorum       string // bft (the default) or majority
 	Rule         string // fedavg, median, trimmed-mean or centered-clip
 	Outer        string // sgd or nesterov
 	Codec        string // fp16 or int8
@@ -72,6 +73,7 @@ func (o *RunOptions) runArgs(roster []string) []string {
 		flag("run-lr", strconv.FormatFloat(float64(o.LR), 'g', -1, 32))
 	}
 	flag("round-seconds", strconv.Itoa(o.RoundSeconds))
+	flag("quorum", o.Quorum)
 	flag("rule", o.Rule)
 	flag("outer", o.Outer)
 	flag("codec", o.Codec)

@@ -37,6 +37,7 @@ type runFlags struct {
 	RunLR          float32  `name:"run-lr" help:"Peak learning rate of local AdamW." default:"0.002" group:"Federated training"`
 	BlocksPerRound int      `name:"blocks-per-round" help:"Train only this many blocks per round, moving through the model (0: every block and the head)." default:"0" group:"Federated training"`
 	RoundSeconds   int      `name:"round-seconds" help:"A round that has not committed after this long is skipped." default:"180" group:"Federated training"`
+	Quorum         string   `help:"Votes that commit a round: bft (more than two thirds; tolerates Byzantine members) or majority (more than half; goes on with up to half the roster crashed or cut off, but trusts every vote)." default:"bft" enum:"bft,majority" group:"Federated training"`
 	MaxData        int64    `name:"max-data" help:"Read at most this many bytes of the files under --train (0: up to the corpus limit)." default:"0" group:"Federated training"`
 	DataSeed       uint64   `name:"data-seed" help:"Seed of the local data order." default:"1" group:"Federated training"`
 }
@@ -76,6 +77,9 @@ func (f *runFlags) config(repo, modelID string) (*node.RunConfig, error) {
 	spec.OuterLR, spec.OuterMomentum = f.OuterLR, f.OuterMomentum
 	spec.Steps, spec.Rounds, spec.Batch, spec.SeqLen, spec.LR = f.LocalSteps, f.Rounds, f.RunBatch, f.RunSeqLen, f.RunLR
 	spec.RoundSeconds, spec.BlocksPerRound = f.RoundSeconds, f.BlocksPerRound
+	if f.Quorum == node.QuorumMajority {
+		spec.Quorum = node.QuorumMajority
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}

@@ -45,9 +45,7 @@ func newStrataNet(t *testing.T, o Options) *strataNet {
 		t.Skip("skipping: builds and runs strata node processes in network namespaces; skipped with -short")
 	}
 	if os.Getenv("STRATA_NETNS_SCENARIOS") == "" {
-		// Minutes each, and the partition scenario can stall on the
-		// consensus's known liveness limit (a round split between a
-		// proposal and skip votes): run on demand.
+		// Minutes each: run on demand.
 		t.Skip("skipping: set STRATA_NETNS_SCENARIOS=1 to run the WAN and partition scenarios (as root)")
 	}
 	n := newNet(t, o)
@@ -286,12 +284,13 @@ func trainingData(t *testing.T, nodes int) []string {
 
 // startRun starts every node of s as a participant of one run with the
 // given run flags, node 0 first.
-func (s *strataNet) startRun(ctx context.Context, rounds int, roundSeconds int) {
+func (s *strataNet) startRun(ctx context.Context, rounds int, roundSeconds int, extra ...string) {
 	s.t.Helper()
 	data := trainingData(s.t, len(s.ids))
 	flags := []string{"--roster", strings.Join(s.ids, ","), "--preset", "tiny", "--rounds", strconv.Itoa(rounds),
 		"--local-steps", "3", "--run-batch", "2", "--run-seq-len", "64", "--round-seconds", strconv.Itoa(roundSeconds),
 		"--run-name", "netns"}
+	flags = append(flags, extra...)
 	for i := range s.ids {
 		s.start(i, append([]string{"--train", data[i]}, flags...)...)
 		if i == 0 {
@@ -408,30 +407,37 @@ func tail(s string, lines int) string {
 // after healing all five must report the same history, with a round
 // committed after the cut.
 //
-// With the cut {0,1,2} | {3,4} neither side holds a quorum (4 of 5), so
-// the whole run waits for the heal; {0,1,2,3} | {4} leaves a quorum on
-// one side.
+// With the Byzantine quorum (4 of 5) and the cut {0,1,2} | {3,4}, neither
+// side holds a quorum, so the whole run waits for the heal; {0,1,2,3} | {4}
+// leaves a quorum on one side. With a majority quorum (3 of 5) the side of
+// three goes on.
 func TestPartitionRun(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		sides [2][]int
+		name     string
+		sides    [2][]int
+		majority bool
 	}{
-		{"3|2", [2][]int{{0, 1, 2}, {3, 4}}},
-		{"4|1", [2][]int{{0, 1, 2, 3}, {4}}},
+		{"3|2", [2][]int{{0, 1, 2}, {3, 4}}, false},
+		{"4|1", [2][]int{{0, 1, 2, 3}, {4}}, false},
+		{"3|2-majority", [2][]int{{0, 1, 2}, {3, 4}}, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { partitionRun(t, tc.sides) })
+		t.Run(tc.name, func(t *testing.T) { partitionRun(t, tc.sides, tc.majority) })
 	}
 }
 
-func partitionRun(t *testing.T, sides [2][]int) {
+func partitionRun(t *testing.T, sides [2][]int, majority bool) {
 	const nodes, roundSeconds = 5, 15
 	quorum := 2*nodes/3 + 1
+	var extra []string
+	if majority {
+		quorum, extra = nodes/2+1, []string{"--quorum", "majority"}
+	}
 	s := newStrataNet(t, Options{Nodes: nodes, Link: Link{Delay: 10 * time.Millisecond, Jitter: 2 * time.Millisecond},
 		Backend: Auto, Seed: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	s.startRun(ctx, 0, roundSeconds)
+	s.startRun(ctx, 0, roundSeconds, extra...)
 	var hs map[int][]node.RoundRecord
 	s.waitFor(ctx, "round 2 on every node", func() bool {
 		hs = s.histories(ctx, all(nodes))
