@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/strata-mesh/strata/mesh"
 	"github.com/strata-mesh/strata/model"
@@ -36,45 +37,56 @@ func (c *idCmd) Run(e *env) error {
 
 type importCmd struct {
 	Repo       string `help:"Repo dir." required:"" type:"path"`
-	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin); for a GGUF checkpoint it replaces the embedded vocabulary." type:"existingfile"`
+	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin) or Hugging Face tokenizer.json (*.json); it replaces the checkpoint's own vocabulary." type:"existingfile"`
 	Name       string `help:"Model name recorded in the manifest (default: the checkpoint's file name)."`
 	Quantize   string `help:"Store the blocks' matrices quantized: q8_0 (8.5 bits a weight) or q4_0 (4.5 bits); norms and the head stay float32. A different model, with its own CID." enum:",q8_0,q4_0" default:""`
-	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin), GGUF file (.gguf, detected by its magic), or a Hugging Face Llama directory holding config.json and model.safetensors (needs --tokenizer)." type:"path"`
+	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin), GGUF file (.gguf, detected by its magic), or a Hugging Face Llama, Mistral or Qwen2 directory holding config.json, model.safetensors and tokenizer.json." type:"path"`
 }
 
-// readHFDir reads a Hugging Face Llama checkpoint directory: config.json
-// and model.safetensors. Its tokenizer.json is not converted; the caller
-// must supply a llama2.c tokenizer with --tokenizer.
-func readHFDir(dir, tokenizer string) (*model.Model, error) {
-	if tokenizer == "" {
-		if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
-			return nil, fmt.Errorf("checkpoint %s: tokenizer.json is not supported yet; pass the llama2.c tokenizer with --tokenizer", dir)
-		}
-		return nil, fmt.Errorf("checkpoint %s: a Hugging Face directory needs --tokenizer (a llama2.c tokenizer file)", dir)
+// readHFDir reads a Hugging Face checkpoint directory: config.json,
+// model.safetensors and, unless tokenizer (--tokenizer) replaces it,
+// tokenizer.json.
+func readHFDir(dir, tokenizer string) (*model.Model, *model.Tokenizer, error) {
+	m, cfg, err := readHFWeights(dir)
+	if err != nil || tokenizer != "" {
+		return m, nil, err
 	}
+	tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s: %w; pass a tokenizer with --tokenizer", dir, err)
+	}
+	tok, err := model.ReadHFTokenizer(cfg, tj)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s: tokenizer.json: %w", dir, err)
+	}
+	return m, tok, nil
+}
+
+// readHFWeights reads config.json and model.safetensors of dir.
+func readHFWeights(dir string) (*model.Model, []byte, error) {
 	cfgFile, err := os.Open(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	defer cfgFile.Close()
 	cfg, err := io.ReadAll(io.LimitReader(cfgFile, 1<<20+1))
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: config.json: %w", dir, err)
+		return nil, nil, fmt.Errorf("checkpoint %s: config.json: %w", dir, err)
 	}
 	wf, err := os.Open(filepath.Join(dir, "model.safetensors"))
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w (sharded safetensors are not supported)", dir, err)
+		return nil, nil, fmt.Errorf("checkpoint %s: %w (sharded safetensors are not supported)", dir, err)
 	}
 	defer wf.Close()
 	fi, err := wf.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m, err := model.ReadHF(cfg, wf, fi.Size())
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	return m, nil
+	return m, cfg, nil
 }
 
 func (c *importCmd) Run(e *env) error {
@@ -89,10 +101,10 @@ func (c *importCmd) Run(e *env) error {
 	if fi, err := os.Stat(c.Checkpoint); err != nil {
 		return err
 	} else if fi.IsDir() {
-		if m, err = readHFDir(c.Checkpoint, c.Tokenizer); err != nil {
+		if m, tok, err = readHFDir(c.Checkpoint, c.Tokenizer); err != nil {
 			return err
 		}
-		return c.finish(m, nil, st)
+		return c.finish(m, tok, st)
 	}
 	f, err := os.Open(c.Checkpoint)
 	if err != nil {
@@ -135,7 +147,12 @@ func (c *importCmd) finish(m *model.Model, tok *model.Tokenizer, st *shards.Stor
 			return err
 		}
 		// The file does not store its vocabulary size; the checkpoint does.
-		if tok, err = model.ReadTokenizer(data, m.Config.VocabSize); err != nil {
+		if strings.HasSuffix(c.Tokenizer, ".json") {
+			tok, err = model.ReadTokenizerJSON(data, model.TokenizerJSONOptions{VocabSize: m.Config.VocabSize, BOS: -1})
+		} else {
+			tok, err = model.ReadTokenizer(data, m.Config.VocabSize)
+		}
+		if err != nil {
 			return fmt.Errorf("tokenizer %s: %w", c.Tokenizer, err)
 		}
 	}
