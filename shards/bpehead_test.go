@@ -2,10 +2,12 @@ package shards
 
 import (
 	"bytes"
+	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/strata-mesh/strata/model"
+	"github.com/strata-mesh/strata/tensor"
 )
 
 // TestHeadBPETokenizer: a head shard carries a byte-level BPE tokenizer
@@ -54,5 +56,48 @@ func TestHeadBPETokenizer(t *testing.T) {
 	})
 	if _, _, err := DecodeHead(cfg, bad); err == nil {
 		t.Error("DecodeHead read BPE bytes labelled llama2c")
+	}
+}
+
+// TestBiasBlockRoundTrip: blocks of a model with q/k/v biases carry
+// bq, bk, bv after the other tensors, in F32 and in quantized shards;
+// a block without biases has exactly its nine tensors.
+func TestBiasBlockRoundTrip(t *testing.T) {
+	cfg := tinyConfig(false)
+	cfg.QKVBias = true
+	m := model.Synth(cfg, 3)
+	q, err := m.Quantize(tensor.Q8_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mm := range []*model.Model{m, q} {
+		for i, b := range mm.Blocks {
+			enc, err := EncodeBlock(cfg, i, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeBlock(cfg, i, enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, b) {
+				t.Errorf("block %d (%s): decoded block differs", i, b.Format())
+			}
+			f, _ := Decode(enc)
+			if n := len(f.Tensors); n != 12 || f.Tensors[9].Name != model.TensorBq || f.Tensors[11].Name != model.TensorBv {
+				t.Errorf("block %d (%s): %d tensors, biases not last", i, b.Format(), n)
+			}
+			// The same shard read with a config without biases is refused.
+			plain := cfg
+			plain.QKVBias = false
+			if _, err := DecodeBlock(plain, i, enc); err == nil {
+				t.Errorf("block %d (%s) with biases decoded for a config without them", i, b.Format())
+			}
+		}
+	}
+	plain := tinyConfig(false)
+	enc, _ := EncodeBlock(plain, 0, model.Synth(plain, 3).Blocks[0])
+	if f, _ := Decode(enc); len(f.Tensors) != 9 {
+		t.Errorf("a block without biases has %d tensors, want 9", len(f.Tensors))
 	}
 }
