@@ -30,6 +30,11 @@
 //     with scores scaled by 1/sqrt(head_size), RoPE on adjacent pairs with
 //     freq = 1/theta^((i mod head_size)/head_size), SwiGLU FFN, residual adds,
 //     final RMSNorm and classifier. Logits agree with run.c to about 1e-5.
+//     Two Llama-family variants extend it: Config.QKVBias adds biases to the
+//     query, key and value projections before RoPE (Qwen2), and
+//     Config.RopeScaling rescales the RoPE frequencies (linear, Llama 3;
+//     Config.RoPEFreqs). Both are left out of the config's JSON when unset,
+//     so models without them keep their manifests and CIDs.
 //   - Results are deterministic: matrix–vector products use the fixed
 //     summation order of package tensor, so the same weights and inputs give
 //     bitwise the same activations on every machine, and running a model
@@ -39,23 +44,35 @@
 //     Batch.ForwardSeq (several positions of one session) give each step
 //     bitwise the activations and KV-cache entries Forward gives it alone.
 //   - Tokenizer.Encode/Decode and Sampler reproduce run.c's encode(),
-//     decode() and sample() (same token ids for the same seed).
+//     decode() and sample() (same token ids for the same seed). A
+//     byte-level BPE Tokenizer (NewBPE, ReadBPE, GGUF "gpt2" vocabularies,
+//     tokenizer.json) encodes as Hugging Face's tokenizers does instead:
+//     special tokens matched verbatim, the GPT-2, Llama 3 or Qwen2
+//     pre-tokenizer (written by hand: Go's regexp has no lookahead), merges
+//     by rank; Decode of its tokens concatenates to the encoded text.
+//     Tokenizer.IsStop, BOS and Print tell a generator when to stop, what to
+//     put first and what to show, for either kind.
 //   - Tensor names and shapes (Block.Tensors, Head.Tensors) are part of the
 //     on-disk shard format.
 //
 // # Imports
 //
 // ReadLlama2C reads llama2.c checkpoints and ReadTokenizer their tokenizer
-// files; ReadGGUF reads llama-architecture GGUF files (F32 and F16
-// tensors) with the SentencePiece vocabulary in their metadata, giving
-// bitwise the weights of the llama2.c export of the same model; ReadHF
-// reads Hugging Face LlamaForCausalLM checkpoints (config.json and
-// safetensors in F32, F16 or BF16), undoing the Q/K row permutation of
-// their rotary layout. WriteGGUF and WriteHF export, so the same model
+// files; ReadGGUF reads llama- and qwen2-architecture GGUF files (F32 and
+// F16 tensors, rope scaling from metadata or Llama 3's rope_freqs.weight)
+// with the SentencePiece or byte-level BPE vocabulary in their metadata,
+// giving bitwise the weights of the llama2.c export of the same model;
+// ReadHF reads Hugging Face LlamaForCausalLM, MistralForCausalLM and
+// Qwen2ForCausalLM checkpoints (config.json and safetensors in F32, F16 or
+// BF16), undoing the Q/K row permutation of their rotary layout, and
+// ReadTokenizerJSON / ReadHFTokenizer their tokenizer.json (byte-level
+// BPE, or SentencePiece-style BPE with byte fallback, which becomes a
+// llama2.c Tokenizer). WriteGGUF and WriteHF export, so the same model
 // round-trips through every format to the same weights. All readers
 // bound every count and length by the bytes present before allocating and
 // answer bad input with errors wrapping ErrFormat, ErrTruncated,
-// ErrConfig, ErrTokenizer or ErrUnsupported.
+// ErrConfig, ErrTokenizer or ErrUnsupported. A head shard names its
+// tokenizer's format (Tokenizer.Format, ReadTokenizerFormat).
 //
 // # Quantized blocks
 //
@@ -67,7 +84,9 @@
 // results differ from the float32 model's by the quantization error.
 // BlockFromQuantTensors validates quantized matrices from files and peers.
 // Training needs float32 weights: NewTape panics with ErrQuantized on a
-// quantized block, and CheckTrainable reports it as an error first.
+// quantized block, and CheckTrainable reports it as an error first. Models
+// with q/k/v biases are not trainable yet (ErrUnsupported): the backward
+// pass has no bias gradients.
 //
 // # Training
 //
