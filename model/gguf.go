@@ -513,25 +513,32 @@ func shapeString(d []int64) string {
 	return "[" + strings.Join(s, " ") + "]"
 }
 
-// ReadGGUF reads a GGUF (version 2 or 3) file of architecture "llama" with
-// F32 or F16 tensors, such as llama.cpp's convert-llama2c-to-ggml output,
-// from r, which holds size bytes. It returns the model and, when the file
-// carries a "llama" (SentencePiece) vocabulary in tokenizer.ggml.*, a
-// Tokenizer equivalent to llama2.c's (see ggufTokenizer); otherwise the
-// tokenizer is nil.
+// ReadGGUF reads a GGUF (version 2 or 3) file of architecture "llama" or
+// "qwen2" with F32 or F16 tensors, such as llama.cpp's
+// convert-llama2c-to-ggml output, from r, which holds size bytes. It
+// returns the model and, when the file carries a vocabulary in
+// tokenizer.ggml.*, its Tokenizer: for "llama" (SentencePiece) one
+// equivalent to llama2.c's (see spTokenizer), for "gpt2" a byte-level BPE
+// tokenizer (see bpeTokenizer); otherwise the tokenizer is nil.
 //
-// The config comes from the llama.* metadata: embedding_length,
+// The config comes from the ARCH.* metadata: embedding_length,
 // feed_forward_length, block_count, attention.head_count,
 // attention.head_count_kv (default head_count), context_length (SeqLen),
-// attention.layer_norm_rms_epsilon and rope.freq_base (default 10000). The
+// attention.layer_norm_rms_epsilon, rope.freq_base (default 10000) and
+// rope.scaling.type ("none" or "linear" with rope.scaling.factor). A
+// rope_freqs.weight tensor (llama.cpp's Llama 3.1+ frequency divisors) is
+// taken as Llama 3 scaling when it matches one (see llama3Scaling). The
 // vocabulary size is the row count of token_embd.weight, which must agree
-// with llama.vocab_size and the tokenizer when they are present.
+// with ARCH.vocab_size and the tokenizer when they are present. "qwen2"
+// models have q/k/v biases (blk.N.attn_{q,k,v}.bias).
 //
-// Weights are taken in the file's row order: GGUF files converted from
-// llama2.c keep llama2.c's q/k rows (RoPE on adjacent pairs, which is also
-// llama.cpp's "llama" rope), so no permutation is undone. When output.weight
-// is absent, or bitwise equal to token_embd.weight (the converter writes
-// a copy of llama2.c's shared table), the classifier is shared.
+// Weights are taken in the file's row order for "llama": GGUF files keep
+// Meta's q/k rows (RoPE on adjacent pairs, llama.cpp's "llama" rope), so
+// no permutation is undone. "qwen2" files keep Hugging Face's rows, which
+// llama.cpp rotates by halves (NEOX); ReadGGUF undoes that permutation of
+// the q and k weights and biases. When output.weight is absent, or
+// bitwise equal to token_embd.weight (the converter writes a copy of
+// llama2.c's shared table), the classifier is shared.
 //
 // Everything is validated before large allocations: counts and lengths
 // against limits and the file size, tensor extents against the file,
