@@ -132,6 +132,13 @@ func (m *Model) blockBack(t *Tape, b, gb *Block, r *tapeLayer, d []float32) {
 		ropeBack(dq[p*dim:(p+1)*dim], cos, sin)
 		ropeBack(dk[p*kvDim:(p+1)*kvDim], cos, sin)
 	}
+	if gb != nil && gb.Bq != nil { // q = Wq·xn1 + bq before RoPE: dbq = Σ_p dq_p
+		for p := range T {
+			tensor.Add(gb.Bq, dq[p*dim:(p+1)*dim])
+			tensor.Add(gb.Bk, dk[p*kvDim:(p+1)*kvDim])
+			tensor.Add(gb.Bv, dv[p*kvDim:(p+1)*kvDim])
+		}
+	}
 	t.transpose(r.xn1[:T*dim], T, dim)
 	t.linearBackT(dxn, gWq, b.Wq, dq, dim, dim, T, false)
 	t.linearBackT(dxn, gWk, b.Wk, dk, kvDim, dim, T, true)

@@ -84,9 +84,9 @@
 // results differ from the float32 model's by the quantization error.
 // BlockFromQuantTensors validates quantized matrices from files and peers.
 // Training needs float32 weights: NewTape panics with ErrQuantized on a
-// quantized block, and CheckTrainable reports it as an error first. Models
-// with q/k/v biases are not trainable yet (ErrUnsupported): the backward
-// pass has no bias gradients.
+// quantized block, and CheckTrainable reports it as an error first. The
+// q/k/v biases of a QKVBias model are trained like the other weights
+// (Params lists them after each block's matrices).
 //
 // # Training
 //

@@ -273,16 +273,28 @@ func gradModel(shared bool) *Model {
 // TestGradModel checks every tensor of a whole 2-block model (embedding,
 // norms, attention with RoPE and grouped-query heads, SwiGLU FFN, final
 // norm, classifier, cross-entropy), with the classifier shared with the
-// embedding and separate.
+// embedding and separate, and with q/k/v biases (Qwen2).
 func TestGradModel(t *testing.T) {
-	for _, shared := range []bool{true, false} {
-		name := "separate"
-		if shared {
-			name = "shared"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, k := range []struct {
+		name         string
+		shared, bias bool
+	}{{"separate", false, false}, {"shared", true, false}, {"qkv-bias", false, true}} {
+		shared := k.shared
+		t.Run(k.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(8, 1))
 			m := gradModel(shared)
+			if k.bias {
+				c := gradCfg(shared)
+				c.QKVBias = true
+				m = Synth(c, 7)
+				for _, b := range m.Blocks {
+					for _, s := range [][]float32{b.Wq, b.Wk, b.Wv, b.Wo, b.W1, b.W2, b.W3} {
+						for i := range s {
+							s[i] *= 15
+						}
+					}
+				}
+			}
 			c := m.Config
 			tokens, targets := make([]int, c.SeqLen), make([]int, c.SeqLen)
 			for i := range tokens {

@@ -34,6 +34,9 @@ func NewGrads(m *Model, lo, hi int, head bool) *Grads {
 			Wv: make([]float32, kv*d), Wo: make([]float32, d*d), FFNNorm: make([]float32, d),
 			W1: make([]float32, hid*d), W2: make([]float32, d*hid), W3: make([]float32, hid*d),
 		}
+		if c.QKVBias {
+			g.Blocks[l].Bq, g.Blocks[l].Bk, g.Blocks[l].Bv = make([]float32, d), make([]float32, kv), make([]float32, kv)
+		}
 	}
 	if head {
 		g.Head = &Head{Embedding: make([]float32, c.VocabSize*d), FinalNorm: make([]float32, d)}
@@ -51,6 +54,9 @@ func (g *Grads) Zero() {
 			for _, s := range b.slices() {
 				clear(s)
 			}
+			clear(b.Bq)
+			clear(b.Bk)
+			clear(b.Bv)
 		}
 	}
 	if g.Head != nil {
@@ -78,7 +84,7 @@ type Param struct {
 
 // Params pairs every tensor that g holds a gradient for with m's weights,
 // in a fixed order: blocks in increasing index (each in Block.Tensors
-// order), then head.embedding, head.final_norm and, unless shared,
+// order, biases last when Config.QKVBias), then head.embedding, head.final_norm and, unless shared,
 // head.classifier. Optimizers update W in place from G. It panics if g
 // holds a gradient for a block or head that m has not loaded, or if g was
 // made for another configuration.
@@ -105,6 +111,11 @@ func (m *Model) Params(g *Grads) []Param {
 		prefix := "blocks." + strconv.Itoa(l) + "."
 		for i, name := range blockTensorNames {
 			add(prefix+name, ws[i], gs[i])
+		}
+		if m.Config.QKVBias {
+			add(prefix+TensorBq, b.Bq, gb.Bq)
+			add(prefix+TensorBk, b.Bk, gb.Bk)
+			add(prefix+TensorBv, b.Bv, gb.Bv)
 		}
 	}
 	if g.Head != nil {

@@ -210,13 +210,8 @@ func (m *Model) Quantize(f tensor.QFormat) (*Model, error) {
 }
 
 // CheckTrainable returns an error wrapping ErrQuantized if a loaded block
-// of [lo, hi) is quantized: training needs float32 weights. A model with
-// q/k/v biases (Config.QKVBias) cannot be trained yet either: its error
-// wraps ErrUnsupported.
+// of [lo, hi) is quantized: training needs float32 weights.
 func (m *Model) CheckTrainable(lo, hi int) error {
-	if m.Config.QKVBias {
-		return fmt.Errorf("%w: training a model with q/k/v biases (Qwen2) is not implemented; the backward pass has no bias gradients", ErrUnsupported)
-	}
 	for i := max(lo, 0); i < min(hi, len(m.Blocks)); i++ {
 		if b := m.Blocks[i]; b != nil && b.Quant != nil {
 			return fmt.Errorf("%w: block %d is %s; training needs float32 weights (train from the float32 version of the model)",

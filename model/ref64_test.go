@@ -145,6 +145,14 @@ func (r *ref64) blocks64(xs [][]float64, lo, hi int) {
 		for t, x := range xs {
 			xn := rmsNorm64(x, w(TensorAttNorm), eps)
 			q[t], k[t], v[t] = matVec64(w(TensorWq), xn, dim), matVec64(w(TensorWk), xn, kv), matVec64(w(TensorWv), xn, kv)
+			for _, qkv := range []struct {
+				y    []float64
+				bias string
+			}{{q[t], TensorBq}, {k[t], TensorBk}, {v[t], TensorBv}} {
+				for i, b := range w(qkv.bias) { // biases only for a QKVBias model
+					qkv.y[i] += b
+				}
+			}
 			rope64(q[t], t, hs, theta)
 			rope64(k[t], t, hs, theta)
 		}

@@ -53,6 +53,13 @@ func (m *Model) trainBlock(t *Tape, b *Block, r *tapeLayer, out []float32) {
 	tensor.MatMul(q, b.Wq, xn1, dim, dim, T)
 	tensor.MatMul(k, b.Wk, xn1, kvDim, dim, T)
 	tensor.MatMul(v, b.Wv, xn1, kvDim, dim, T)
+	if b.Bq != nil {
+		for p := range T {
+			tensor.Add(q[p*dim:(p+1)*dim], b.Bq)
+			tensor.Add(k[p*kvDim:(p+1)*kvDim], b.Bk)
+			tensor.Add(v[p*kvDim:(p+1)*kvDim], b.Bv)
+		}
+	}
 	for p := range T {
 		cos, sin := t.cos[p*hh:(p+1)*hh], t.sin[p*hh:(p+1)*hh]
 		tensor.RoPE(q[p*dim:(p+1)*dim], cos, sin)
