@@ -31,6 +31,9 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 	}
 	cfg := m.Config
 	prompt := tok.Encode(req.Prompt, true, false)
+	if len(prompt) == 0 {
+		return st, fmt.Errorf("%w: the prompt is empty and the tokenizer adds no BOS to start from", ErrRequest)
+	}
 	steps := req.Steps
 	if steps <= 0 || steps > cfg.SeqLen {
 		steps = cfg.SeqLen
@@ -67,7 +70,14 @@ func (s *Service) Generate(ctx context.Context, req Request, emit func(Token) er
 	}
 
 	// The prompt runs as one batch; its pieces are forced, as in run.c.
+	// Without a BOS first (a BPE tokenizer that adds none), the first
+	// prompt token is text too.
 	k := min(len(prompt), steps)
+	if tok.BOS() < 0 {
+		if err := say(-1, prompt[0], true); err != nil {
+			return st, err
+		}
+	}
 	for i := 0; i+1 < k; i++ {
 		if prompt[i+1] == model.BOS && tok.Format() == model.TokenizerLlama2C { // run.c stops at a BOS in the prompt
 			return finish(StopBOS)
