@@ -39,7 +39,7 @@ type BPEToken struct {
 }
 
 // BPEConfig describes a byte-level BPE tokenizer (GPT-2, Llama 3, Qwen2).
-// Token ids that are not special tokens are −1 when absent.
+// BOS and EOS are −1 when the vocabulary has none.
 type BPEConfig struct {
 	Tokens []BPEToken // by id; the vocabulary size is len(Tokens)
 	// Merges by rank: each pair names two normal tokens whose

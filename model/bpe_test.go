@@ -407,3 +407,26 @@ func FuzzReadBPE(f *testing.F) {
 		tok.Encode("hello <|eot_id|> 123 wörld", true, true)
 	})
 }
+
+// BenchmarkBPEEncode encodes 64 KiB of mixed text with a Llama 3 style
+// tokenizer of a few hundred merges (MB/s of input).
+func BenchmarkBPEEncode(b *testing.B) {
+	c := testBPEConfig(PreLlama3, 300)
+	tok, err := NewBPE(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	var sb strings.Builder
+	for sb.Len() < 64<<10 {
+		sb.WriteString(randomText(r, 50))
+	}
+	text := sb.String()
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		n = len(tok.Encode(text, true, false))
+	}
+	b.ReportMetric(float64(len(text))/float64(n), "bytes/token")
+}

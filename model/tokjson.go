@@ -112,8 +112,11 @@ func (n *tjNode) types() string {
 //     each token by the first merge that makes it, so Encode's greedy
 //     highest-score merging applies the merges in rank order.
 //
-// Anything else (WordPiece, Unigram, other patterns or normalizers,
-// dropout, subword prefixes) is refused with an error wrapping
+// Added tokens are matched verbatim wherever they occur; their lstrip,
+// rstrip and single_word options are not applied (the Llama 3 and Qwen2
+// files set none of them). Anything else (WordPiece, Unigram, other
+// patterns or normalizers, dropout, subword prefixes) is refused with an
+// error wrapping
 // ErrUnsupported that names it; malformed files and vocabularies give
 // errors wrapping ErrTokenizer naming the token or merge at fault.
 func ReadTokenizerJSON(data []byte, o TokenizerJSONOptions) (*Tokenizer, error) {
