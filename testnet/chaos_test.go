@@ -106,3 +106,40 @@ func TestErrorClass(t *testing.T) {
 		t.Errorf("one kind of failure, two classes:\n%q\n%q", ca, cb)
 	}
 }
+
+// TestJudgeHistories: a history that repeats rounds is malformed but not
+// divergent; two results for one round are divergent; the figures come
+// from the union of the histories.
+func TestJudgeHistories(t *testing.T) {
+	rec := func(round uint64, base, model string, peers int) node.RoundRecord {
+		r := node.RoundRecord{Round: round, Base: base, Model: model, Skipped: base == model}
+		for range peers {
+			r.Peers = append(r.Peers, "p")
+		}
+		return r
+	}
+	good := []node.RoundRecord{rec(1, "g", "m1", 4), rec(2, "m1", "m1", 0), rec(3, "m1", "m3", 2)}
+	repeats := append(slices.Clone(good[:2]), good[0], good[1], good[2])
+	longer := append(slices.Clone(good), rec(4, "m3", "m4", 3))
+	info := func(h []node.RoundRecord) *node.RunInfo { return &node.RunInfo{ID: "run", History: h} }
+
+	var r ChaosReport
+	judgeHistories(&r, []*node.RunInfo{info(good), info(repeats), nil, info(longer)}, "run", "g", 3)
+	if r.Divergent != 0 || r.Malformed != 1 || r.Unanswered != 1 {
+		t.Errorf("divergent %d, malformed %d, unanswered %d; want 0, 1, 1 (%q)", r.Divergent, r.Malformed, r.Unanswered, r.Diverged)
+	}
+	if r.Rounds != 3 || r.Skipped != 1 || r.LastRound != 4 || r.Thin != 1 {
+		t.Errorf("rounds %d, skipped %d, last %d, thin %d; want 3, 1, 4, 1", r.Rounds, r.Skipped, r.LastRound, r.Thin)
+	}
+	if !slices.Equal(r.Histories, []int{3, 5, -1, 4}) {
+		t.Errorf("lengths %v", r.Histories)
+	}
+
+	other := slices.Clone(good)
+	other[2] = rec(3, "m1", "x3", 3)
+	r = ChaosReport{}
+	judgeHistories(&r, []*node.RunInfo{info(good), info(other), {ID: "another", History: good}}, "run", "g", 3)
+	if r.Divergent != 1 || r.Malformed != 1 {
+		t.Errorf("divergent %d, malformed %d; want 1 (round 3), 1 (another run): %q", r.Divergent, r.Malformed, r.Diverged)
+	}
+}

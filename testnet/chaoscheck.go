@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -14,7 +15,7 @@ import (
 	"github.com/strata-mesh/strata/shards"
 )
 
-// ChaosReport is what a chaos soak saw. A soak passes (OK) with zero
+// ChaosReport is what a chaos soak saw. A soak passes (Pass) with zero
 // wrong outputs, zero divergent histories and zero corrupt objects.
 type ChaosReport struct {
 	Seed              uint64
@@ -40,7 +41,7 @@ type ChaosReport struct {
 	Kills, ServerKills, TrainerKills, Restarts, Crashes int
 
 	// The run: rounds committed when the chaos started and at the end,
-	// rounds skipped and the last round, by the longest history.
+	// rounds skipped and the last round, over all trainers' histories.
 	RoundsBefore, Rounds, Skipped int
 	LastRound                     uint64
 	// Thin counts committed rounds that aggregated fewer updates than a
@@ -48,12 +49,15 @@ type ChaosReport struct {
 	// certifies the result, not the number of contributions).
 	Thin int
 	// Histories is each trainer's history length (-1: it never answered).
-	// Divergent counts trainers whose certified history differs from the
-	// longest one on their common prefix, or is not a chain from the
-	// genesis; Diverged says how.
+	// Divergent counts rounds for which the trainers' certified records
+	// name different results (or a skip and a result); Malformed counts
+	// trainers whose history is not a chain of consecutive rounds from the
+	// genesis (a repeated round, a gap, a base that is not the previous
+	// round's version). Diverged says how, for both.
 	Histories  []int
 	Unanswered int // trainers that never answered
 	Divergent  int
+	Malformed  int
 	Diverged   []string
 
 	// Stores: repos verified, the objects and bytes re-hashed, and the
@@ -65,11 +69,11 @@ type ChaosReport struct {
 	CorruptObjects []string
 }
 
-// Pass reports whether the soak found no wrong output, no divergent
-// history and no corrupt object, and could check every trainer's history
-// and every repo.
+// Pass reports whether the soak found no wrong output, no divergent or
+// malformed history and no corrupt object, and could check every
+// trainer's history and every repo.
 func (r *ChaosReport) Pass() bool {
-	return r.Wrong == 0 && r.Divergent == 0 && r.Corrupt == 0 && r.Unanswered == 0 && r.Unverified == 0
+	return r.Wrong == 0 && r.Divergent == 0 && r.Malformed == 0 && r.Corrupt == 0 && r.Unanswered == 0 && r.Unverified == 0
 }
 
 // genTimeout bounds one generation; a mesh that cannot finish one in
@@ -212,10 +216,9 @@ func committed(h []node.RoundRecord) int {
 // common prefix either way.
 const catchUp = 45 * time.Second
 
-// compareHistories asks every trainer for its certified history (after
-// giving restarted ones up to catchUp to reach the others) and counts the
-// trainers whose history is not a chain from the genesis or differs from
-// the longest one on their common prefix.
+// compareHistories asks every trainer for its certified history, after
+// giving restarted ones up to catchUp to reach the same last round as the
+// others, and judges the histories (judgeHistories).
 func (s *soak) compareHistories(ctx context.Context) {
 	n := len(s.trainers.Nodes)
 	infos := make([]*node.RunInfo, n)
@@ -226,24 +229,47 @@ func (s *soak) compareHistories(ctx context.Context) {
 				infos[i] = &info
 			}
 		}
-		lens := map[int]bool{}
+		last := map[uint64]bool{}
 		for _, info := range infos {
 			if info != nil {
-				lens[len(info.History)] = true
+				last[lastRound(info.History)] = true
 			}
 		}
-		if len(lens) <= 1 || time.Now().After(deadline) || ctx.Err() != nil {
+		if len(last) <= 1 || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(time.Second)
 	}
-	r := s.rep
-	var longest *node.RunInfo
-	for _, info := range infos {
-		if info != nil && (longest == nil || len(info.History) > len(longest.History)) {
-			longest = info
-		}
+	judgeHistories(s.rep, infos, s.trainers.Run, s.trainers.Spec.Genesis, s.quorum())
+	for _, d := range s.rep.Diverged {
+		s.o.Logger.Error("chaos: HISTORIES DISAGREE", "what", d)
 	}
+}
+
+func lastRound(h []node.RoundRecord) uint64 {
+	if len(h) == 0 {
+		return 0
+	}
+	return h[len(h)-1].Round
+}
+
+// roundResult is what the trainers must agree on for one round.
+type roundResult struct {
+	skipped     bool
+	model, base string
+}
+
+// judgeHistories fills r's history counts from the trainers' answers
+// (nil: never answered). A round is divergent when two trainers' records
+// of it (or two records in one trainer's history) name different
+// results; a history is malformed when it is not a chain of consecutive
+// rounds from genesis, each starting from the version the previous one
+// left (a repeated round, a gap, a wrong base), or belongs to another
+// run. The run's figures (rounds committed and skipped, the last round,
+// thin rounds) come from the union of the histories.
+func judgeHistories(r *ChaosReport, infos []*node.RunInfo, run, genesis string, quorum int) {
+	results := map[uint64]map[roundResult][]int{} // round → result → trainers
+	peers := map[uint64]int{}
 	for i, info := range infos {
 		if info == nil {
 			r.Histories = append(r.Histories, -1)
@@ -251,39 +277,53 @@ func (s *soak) compareHistories(ctx context.Context) {
 			continue
 		}
 		r.Histories = append(r.Histories, len(info.History))
-		why := ""
-		switch {
-		case info.ID != s.trainers.Run:
-			why = fmt.Sprintf("is in run %s, not %s", info.ID, s.trainers.Run)
-		default:
-			why = chainError(info.History, s.trainers.Spec.Genesis)
+		why := chainError(info.History, genesis)
+		if info.ID != run {
+			why = fmt.Sprintf("is in run %s, not %s", info.ID, run)
 		}
-		if why == "" {
-			for k := range min(len(info.History), len(longest.History)) {
-				a, b := info.History[k], longest.History[k]
-				if a.Round != b.Round || a.Skipped != b.Skipped || a.Model != b.Model || a.Base != b.Base {
-					why = fmt.Sprintf("round %d is %s, the longest history's is %s", a.Round, describe(a), describe(b))
-					break
+		if why != "" {
+			r.Malformed++
+			r.Diverged = append(r.Diverged, fmt.Sprintf("trainer %d's history %s", i, why))
+		}
+		for _, rec := range info.History {
+			k := roundResult{rec.Skipped, rec.Model, rec.Base}
+			if results[rec.Round] == nil {
+				results[rec.Round] = map[roundResult][]int{}
+			}
+			if ts := results[rec.Round][k]; !slices.Contains(ts, i) {
+				results[rec.Round][k] = append(ts, i)
+			}
+			if !rec.Skipped {
+				peers[rec.Round] = max(peers[rec.Round], len(rec.Peers))
+			}
+		}
+	}
+	rounds := slices.Sorted(maps.Keys(results))
+	for _, round := range rounds {
+		byResult := results[round]
+		if len(byResult) > 1 {
+			r.Divergent++
+			var says []string
+			for k, ts := range byResult {
+				says = append(says, fmt.Sprintf("trainers %v: %s", ts, describe(node.RoundRecord{Skipped: k.skipped, Model: k.model, Base: k.base})))
+			}
+			slices.Sort(says)
+			r.Diverged = append(r.Diverged, fmt.Sprintf("round %d: %s", round, strings.Join(says, "; ")))
+			continue
+		}
+		for k := range byResult {
+			if k.skipped {
+				r.Skipped++
+			} else {
+				r.Rounds++
+				if peers[round] < quorum {
+					r.Thin++
 				}
 			}
 		}
-		if why != "" {
-			r.Divergent++
-			r.Diverged = append(r.Diverged, fmt.Sprintf("trainer %d: %s", i, why))
-			s.o.Logger.Error("chaos: DIVERGENT HISTORY", "trainer", i, "why", why)
-		}
 	}
-	if longest != nil {
-		r.Rounds = committed(longest.History)
-		for _, rec := range longest.History {
-			if !rec.Skipped && len(rec.Peers) < s.quorum() {
-				r.Thin++
-			}
-		}
-		r.Skipped = len(longest.History) - r.Rounds
-		if k := len(longest.History); k > 0 {
-			r.LastRound = longest.History[k-1].Round
-		}
+	if len(rounds) > 0 {
+		r.LastRound = rounds[len(rounds)-1]
 	}
 }
 

@@ -99,10 +99,10 @@ func (c *chaosCmd) Run(e *env) error {
 	}
 	if !rep.Pass() {
 		keep = true
-		return fmt.Errorf("chaos soak failed: %d wrong outputs, %d divergent histories, %d corrupt objects, %d trainers unanswered, %d repos unreadable (logs kept in %s)",
-			rep.Wrong, rep.Divergent, rep.Corrupt, rep.Unanswered, rep.Unverified, dir)
+		return fmt.Errorf("chaos soak failed: %d wrong outputs, %d divergent rounds, %d malformed histories, %d corrupt objects, %d trainers unanswered, %d repos unreadable (logs kept in %s)",
+			rep.Wrong, rep.Divergent, rep.Malformed, rep.Corrupt, rep.Unanswered, rep.Unverified, dir)
 	}
-	fmt.Println("PASS: zero wrong outputs, zero divergent histories, zero corrupt objects")
+	fmt.Println("PASS: zero wrong outputs, zero divergent or malformed histories, zero corrupt objects")
 	return nil
 }
 
@@ -135,10 +135,10 @@ func printChaos(w io.Writer, r *testnet.ChaosReport) {
 	for i, n := range r.Histories {
 		lens[i] = fmt.Sprint(n)
 	}
-	fmt.Fprintf(w, "histories    %d trainers (lengths %s), %d unanswered, %d divergent\n",
-		len(r.Histories), strings.Join(lens, " "), r.Unanswered, r.Divergent)
+	fmt.Fprintf(w, "histories    %d trainers (lengths %s), %d unanswered, %d divergent rounds, %d malformed histories\n",
+		len(r.Histories), strings.Join(lens, " "), r.Unanswered, r.Divergent, r.Malformed)
 	for _, d := range r.Diverged {
-		fmt.Fprintf(w, "  DIVERGED %s\n", d)
+		fmt.Fprintf(w, "  DISAGREE %s\n", d)
 	}
 	fmt.Fprintf(w, "stores       %d repos, %d objects, %d bytes re-hashed, %d unreadable, %d corrupt\n",
 		r.Repos, r.Objects, r.Bytes, r.Unverified, r.Corrupt)

@@ -53,6 +53,7 @@ func TestChaos(t *testing.T) {
 	}{
 		{`(?m)^generations +\d+ ok, \d+ failed, (\d+) wrong`, func(n int) bool { return n == 0 }, "wrong outputs: want 0"},
 		{`(?m)^histories .*, (\d+) divergent`, func(n int) bool { return n == 0 }, "divergent histories: want 0"},
+		{`(?m)^histories .*, (\d+) malformed`, func(n int) bool { return n == 0 }, "malformed histories: want 0"},
 		{`(?m)^stores .*, (\d+) corrupt`, func(n int) bool { return n == 0 }, "corrupt objects: want 0"},
 		{`(?m)^generations +(\d+) ok`, func(n int) bool { return n > 0 }, "correct generations: want some"},
 		{`(?m)^kills +(\d+)`, func(n int) bool { return n > 0 }, "kills: want some"},
