@@ -21,7 +21,9 @@ type Refusals struct {
 	// Blocked counts streams the resource manager refused when their
 	// protocol was set (the protocol's limit or its per-peer limit was
 	// reached), by protocol; streams of libp2p's own services are keyed
-	// "service:" + the service name.
+	// "service:" + the service name. Inbound and outbound streams both
+	// count: a node that opens too many streams of a protocol itself is
+	// refused by its own limits.
 	Blocked map[string]uint64
 	// BlockedStreams counts streams the resource manager refused before a
 	// protocol was negotiated: the system, transient or peer stream limit

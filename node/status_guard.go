@@ -13,7 +13,8 @@ type GuardStatus struct {
 	// limit, by protocol.
 	RateLimited map[string]uint64 `json:"rate_limited,omitempty"`
 	// Blocked counts streams the resource manager refused at a protocol's
-	// limits, by protocol ("service:NAME" for libp2p's own services).
+	// limits, by protocol ("service:NAME" for libp2p's own services),
+	// inbound and outbound.
 	Blocked map[string]uint64 `json:"blocked,omitempty"`
 	// BlockedStreams, BlockedConns: streams refused before a protocol was
 	// known, and connections refused, by the resource manager.
