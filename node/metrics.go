@@ -157,7 +157,7 @@ var (
 
 	// What the node refuses to peers (see GuardStatus).
 	descRefused = prometheus.NewDesc("strata_streams_refused_total",
-		"Inbound streams refused, by protocol and by what refused them: the per-peer stream rate limit (rate_limit) or a resource-manager limit of the protocol (resource_limit).",
+		"Streams refused, by protocol and by what refused them: the per-peer rate limit on inbound streams (rate_limit) or a resource-manager limit of the protocol, either direction (resource_limit).",
 		[]string{"protocol", "by"}, nil)
 	descBlocked = prometheus.NewDesc("strata_resource_blocked_total",
 		"Refusals by the resource manager outside any protocol's limit: streams before a protocol was negotiated (stream), connections (conn).",
