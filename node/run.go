@@ -349,8 +349,8 @@ func (r *runner) handle(ctx context.Context, ev runEvent) {
 		r.cn.Step(consensus.Message{Kind: consensus.KindContribution, Round: c.round, Deltas: []string{c.entry}})
 		r.maybeAggregate(ctx)
 	case ev.base != nil:
-		if ev.base.round == r.round && ev.base.id == r.cur.id {
-			return // already there
+		if ev.base.round == r.cur.round && ev.base.id == r.cur.id {
+			return // already there (a skipped round keeps the model but starts a new round)
 		}
 		if ev.base.round >= r.round {
 			r.startRound(ctx, ev.base)
