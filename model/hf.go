@@ -247,6 +247,23 @@ func ReadHF(config []byte, weights io.ReaderAt, size int64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	ts := make(map[string]stRef, len(f.tensors))
+	for name, t := range f.tensors {
+		ts[name] = stRef{f, t}
+	}
+	return readHFTensors(cfg, ts)
+}
+
+// stRef is a tensor and the safetensors file holding it.
+type stRef struct {
+	f *stFile
+	t stTensor
+}
+
+// readHFTensors builds the model of cfg from the tensors of a checkpoint,
+// one file or several: shapes and names are checked first, then the data
+// is read.
+func readHFTensors(cfg Config, tensors map[string]stRef) (*Model, error) {
 	m := &Model{Config: cfg, Head: &Head{}, Blocks: make([]*Block, cfg.NLayers)}
 	type want struct {
 		shape []int64
@@ -278,13 +295,13 @@ func ReadHF(config []byte, weights io.ReaderAt, size int64) (*Model, error) {
 			wants[p+"self_attn.v_proj.bias"] = want{[]int64{kv}, &b.Bv}
 		}
 	}
-	names := make([]string, 0, len(f.tensors))
-	for name := range f.tensors {
+	names := make([]string, 0, len(tensors))
+	for name := range tensors {
 		names = append(names, name)
 	}
 	slices.Sort(names) // deterministic error for the first bad tensor
 	for _, name := range names {
-		t := f.tensors[name]
+		t := tensors[name].t
 		w, ok := wants[name]
 		if !ok {
 			return nil, fmt.Errorf("%w: safetensors tensor %s is not part of a %d-layer Llama model", ErrUnsupported, name, cfg.NLayers)
@@ -299,12 +316,13 @@ func ReadHF(config []byte, weights io.ReaderAt, size int64) (*Model, error) {
 	}
 	slices.Sort(wantNames)
 	for _, name := range wantNames {
-		if _, ok := f.tensors[name]; !ok && !(name == "lm_head.weight" && cfg.SharedClassifier) {
+		if _, ok := tensors[name]; !ok && !(name == "lm_head.weight" && cfg.SharedClassifier) {
 			return nil, fmt.Errorf("%w: safetensors tensor %s is missing", ErrFormat, name)
 		}
 	}
 	for _, name := range names {
-		data, err := f.floats(f.tensors[name])
+		r := tensors[name]
+		data, err := r.f.floats(r.t)
 		if err != nil {
 			return nil, err
 		}
@@ -404,6 +422,20 @@ type hfRopeOut struct {
 // classifier is shared, rope_scaling when set). The output depends only on m, so ReadHF of it
 // gives back bitwise the same weights.
 func WriteHF(m *Model) (config []byte, weights []byte, err error) {
+	config, ts, err := hfExport(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	weights, err = writeSafetensors(ts, map[string]string{"format": "pt"})
+	if err != nil {
+		return nil, nil, err
+	}
+	return config, weights, nil
+}
+
+// hfExport returns config.json and the tensors of model.safetensors as
+// WriteHF writes them: the head's first, then block by block.
+func hfExport(m *Model) (config []byte, ts []Tensor, err error) {
 	if err := checkWhole(m); err != nil {
 		return nil, nil, err
 	}
@@ -428,7 +460,7 @@ func WriteHF(m *Model) (config []byte, weights []byte, err error) {
 	}
 	config = append(config, '\n')
 	d, kv, hid, v := c.Dim, c.KVDim(), c.HiddenDim, c.VocabSize
-	ts := []Tensor{
+	ts = []Tensor{
 		{Name: "model.embed_tokens.weight", Shape: []int{v, d}, Data: m.Head.Embedding},
 		{Name: "model.norm.weight", Shape: []int{d}, Data: m.Head.FinalNorm},
 	}
@@ -456,11 +488,7 @@ func WriteHF(m *Model) (config []byte, weights []byte, err error) {
 			)
 		}
 	}
-	weights, err = writeSafetensors(ts, map[string]string{"format": "pt"})
-	if err != nil {
-		return nil, nil, err
-	}
-	return config, weights, nil
+	return config, ts, nil
 }
 
 // checkWhole reports whether m holds every weight of its config with the
