@@ -107,6 +107,17 @@ func (c Config) HeadSize() int { return c.Dim / c.NHeads }
 // KVDim is the width of the key (and value) projection.
 func (c Config) KVDim() int { return c.Dim * c.NKVHeads / c.NHeads }
 
+// CapContext returns c with its context length SeqLen lowered to n when
+// 0 < n < SeqLen. No weight depends on SeqLen, only the KV cache
+// (2·layers·SeqLen·KVDim floats) and the positions a model accepts, so
+// the model runs unchanged up to n tokens and refuses longer contexts.
+func (c Config) CapContext(n int) Config {
+	if n > 0 && n < c.SeqLen {
+		c.SeqLen = n
+	}
+	return c
+}
+
 // Validate reports whether c describes a model this package can run.
 func (c Config) Validate() error {
 	bad := func(format string, a ...any) error {

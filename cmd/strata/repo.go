@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +42,10 @@ type importCmd struct {
 	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin) or Hugging Face tokenizer.json (*.json); it replaces the checkpoint's own vocabulary." type:"existingfile"`
 	Name       string `help:"Model name recorded in the manifest (default: the checkpoint's file name)."`
 	Quantize   string `help:"Store the blocks' matrices quantized: q8_0 (8.5 bits a weight) or q4_0 (4.5 bits); norms and the head stay float32. A different model, with its own CID." enum:",q8_0,q4_0" default:""`
-	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin), GGUF file (.gguf, detected by its magic), or a Hugging Face Llama, Mistral or Qwen2 directory holding config.json, model.safetensors and tokenizer.json." type:"path"`
+	MaxContext int    `help:"Lower the model's context length (tokens) to N when the checkpoint's is longer, so serving it needs a smaller KV cache; the manifest records N. A different model, with its own CID." placeholder:"N"`
+	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin), GGUF file (.gguf, detected by its magic), or a Hugging Face Llama, Mistral or Qwen2 directory holding config.json, model.safetensors (or model.safetensors.index.json and its shards) and tokenizer.json." type:"path"`
+
+	out io.Writer // where the CID goes; nil: standard output
 }
 
 // readHFDir reads a Hugging Face checkpoint directory: config.json,
@@ -62,7 +67,9 @@ func readHFDir(dir, tokenizer string) (*model.Model, *model.Tokenizer, error) {
 	return m, tok, nil
 }
 
-// readHFWeights reads config.json and model.safetensors of dir.
+// readHFWeights reads config.json and model.safetensors of dir, or, when
+// dir has no model.safetensors, model.safetensors.index.json and the
+// shards it names.
 func readHFWeights(dir string) (*model.Model, []byte, error) {
 	cfgFile, err := os.Open(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -74,8 +81,15 @@ func readHFWeights(dir string) (*model.Model, []byte, error) {
 		return nil, nil, fmt.Errorf("checkpoint %s: config.json: %w", dir, err)
 	}
 	wf, err := os.Open(filepath.Join(dir, "model.safetensors"))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, ierr := os.Stat(filepath.Join(dir, model.HFIndexFile)); ierr == nil {
+			m, err := readHFShards(dir, cfg)
+			return m, cfg, err
+		}
+		return nil, nil, fmt.Errorf("checkpoint %s: %w, and no %s for a sharded checkpoint", dir, err, model.HFIndexFile)
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoint %s: %w (sharded safetensors are not supported)", dir, err)
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	defer wf.Close()
 	fi, err := wf.Stat()
@@ -89,7 +103,54 @@ func readHFWeights(dir string) (*model.Model, []byte, error) {
 	return m, cfg, nil
 }
 
+// readHFShards reads a sharded checkpoint of dir: the index and the
+// shard files it names, which model.ReadHFSharded only asks for by plain
+// names inside dir.
+func readHFShards(dir string, cfg []byte) (*model.Model, error) {
+	ixFile, err := os.Open(filepath.Join(dir, model.HFIndexFile))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	defer ixFile.Close()
+	index, err := io.ReadAll(io.LimitReader(ixFile, model.MaxSafetensorsIndex+1))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %s: %w", dir, model.HFIndexFile, err)
+	}
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	open := func(name string) (io.ReaderAt, int64, error) {
+		if !filepath.IsLocal(name) || filepath.Base(name) != name {
+			return nil, 0, fmt.Errorf("shard file %q is not a plain name in %s", name, dir)
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return nil, 0, err
+		}
+		files = append(files, f)
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, 0, err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, 0, fmt.Errorf("shard %s is not a regular file", name)
+		}
+		return f, fi.Size(), nil
+	}
+	m, err := model.ReadHFSharded(cfg, index, open)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	return m, nil
+}
+
 func (c *importCmd) Run(e *env) error {
+	if c.MaxContext < 0 {
+		return fmt.Errorf("--max-context %d: want a positive number of tokens", c.MaxContext)
+	}
 	st, err := shards.Open(c.Repo)
 	if err != nil {
 		return err
@@ -139,8 +200,10 @@ func (c *importCmd) Run(e *env) error {
 	return c.finish(m, tok, st)
 }
 
-// finish reads --tokenizer (which replaces tok) and imports m into st.
+// finish reads --tokenizer (which replaces tok), applies --max-context
+// and imports m into st.
 func (c *importCmd) finish(m *model.Model, tok *model.Tokenizer, st *shards.Store) error {
+	m.Config = m.Config.CapContext(c.MaxContext)
 	if c.Tokenizer != "" {
 		data, err := os.ReadFile(c.Tokenizer)
 		if err != nil {
@@ -176,6 +239,10 @@ func (c *importCmd) finish(m *model.Model, tok *model.Tokenizer, st *shards.Stor
 	if err := st.Pin(id); err != nil { // an imported model stays until unpinned
 		return err
 	}
-	fmt.Println(id)
+	if c.out != nil {
+		fmt.Fprintln(c.out, id)
+	} else {
+		fmt.Println(id)
+	}
 	return nil
 }
