@@ -162,6 +162,7 @@ type runner struct {
 	comps   map[string]*train.Compressor // error feedback per set of trained tensors
 
 	hmu     sync.Mutex
+	addMu   sync.Mutex // serializes addHistory, which fills gaps outside hmu
 	history []RoundRecord
 
 	cmu      sync.Mutex

@@ -142,6 +142,10 @@ func (r *runner) recordOf(c consensus.Certificate, b *baseState) RoundRecord {
 // chain was skipped, since each round has one certificate and the next
 // round starts from its result.
 func (r *runner) addHistory(ctx context.Context, rec RoundRecord) {
+	// Commits load their versions concurrently; two catch-ups filling the
+	// same gap must not both append it.
+	r.addMu.Lock()
+	defer r.addMu.Unlock()
 	r.hmu.Lock()
 	var last uint64
 	if n := len(r.history); n > 0 {
