@@ -16,4 +16,11 @@
 //
 // In both the first node is every other node's bootstrap peer. mDNS is
 // off: a testnet only ever talks over 127.0.0.1.
+//
+// Chaos runs both at once for a bounded time (`strata chaos`): it kills
+// random nodes with SIGKILL and restarts them from their repos (Procs.Kill,
+// Procs.Restart) while clients generate greedily through random live
+// serving nodes, then checks that every generation matched the reference
+// or failed with an error, that the trainers' certified histories agree,
+// and that every store re-hashes clean (ChaosReport).
 package testnet
