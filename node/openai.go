@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strata-mesh/strata/infer"
 )
@@ -491,7 +492,11 @@ func (n *Node) handleChat(w http.ResponseWriter, r *http.Request) {
 // complete runs req through the mesh with this node as the entry and
 // passes the text to out in order: the prompt first if echo (in one piece,
 // together with the first generated piece), then the generated pieces as
-// they are, cut at the first stop sequence. It returns the OpenAI finish
+// they are, cut at the first stop sequence. A character whose bytes come
+// in several tokens (byte-level BPE, SentencePiece byte fallback) is
+// passed on whole once its last byte arrives, so streamed chunks never
+// end inside a character; an unfinished one at the end of generation is
+// passed on as it is. It returns the OpenAI finish
 // reason: "stop" for the model's end of text or a stop sequence, "length"
 // for max_tokens or the context.
 func (n *Node) complete(ctx context.Context, req infer.Request, echo bool, stops []string, out func(string) error) (string, usage, error) {
@@ -502,13 +507,24 @@ func (n *Node) complete(ctx context.Context, req infer.Request, echo bool, stops
 		return "", usage{}, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "model_loading", RetryAfter: 5,
 			Message: fmt.Sprintf("this node is still loading model %s; try again shortly", n.ver().id)}
 	}
+	tok := n.ver().tok
 	cut := stopper{stops: stops}
-	var echoed strings.Builder
+	var (
+		echoed strings.Builder
+		hold   utf8Hold
+	)
 	generated := 0
-	send := func(s string) error {
+	// send passes s on without a UTF-8 sequence cut at its end (a
+	// character split over byte tokens), which waits for its other bytes;
+	// the last call, final, passes on whatever is held.
+	send := func(s string, final bool) error {
 		if echoed.Len() > 0 {
 			s = echoed.String() + s
 			echoed.Reset()
+		}
+		s = hold.add(s)
+		if final {
+			s += hold.flush()
 		}
 		if s == "" {
 			return nil
@@ -522,15 +538,24 @@ func (n *Node) complete(ctx context.Context, req infer.Request, echo bool, stops
 		if err := ctx.Err(); err != nil { // the client went away
 			return err
 		}
+		piece := tk.Piece
+		if len(piece) == 0 && tok != nil {
+			// A SentencePiece byte-fallback token of a multi-byte
+			// character: the printed piece drops the lone byte, as run.c
+			// does; here it is text.
+			if b := tok.Decode(-1, tk.ID); len(b) == 1 && b[0] >= utf8.RuneSelf {
+				piece = []byte(b)
+			}
+		}
 		if tk.Prompt {
 			if echo {
-				echoed.Write(tk.Piece)
+				echoed.Write(piece)
 			}
 			return nil
 		}
 		generated++
-		text, hit := cut.add(string(tk.Piece))
-		if err := send(text); err != nil {
+		text, hit := cut.add(string(piece))
+		if err := send(text, hit); err != nil {
 			return err
 		}
 		if hit {
@@ -545,7 +570,7 @@ func (n *Node) complete(ctx context.Context, req infer.Request, echo bool, stops
 	case err != nil:
 		return "", u, err
 	}
-	if err := send(cut.flush()); err != nil {
+	if err := send(cut.flush(), true); err != nil {
 		return "", u, err
 	}
 	if st.Stop == infer.StopBOS {
@@ -625,6 +650,44 @@ func (s *stopper) flush() string {
 	out := s.pend
 	s.pend = ""
 	return out
+}
+
+// utf8Hold holds back the end of a byte stream while it is the start of
+// a UTF-8 sequence still missing bytes, so text cut between tokens
+// inside a character goes out whole: a JSON encoder would turn each
+// part into U+FFFD. Bytes that cannot start or continue a valid sequence
+// pass straight on, so nothing is held for long.
+type utf8Hold struct{ pend string }
+
+// add takes the next bytes and returns those that are safe to pass on.
+func (h *utf8Hold) add(s string) string {
+	if h.pend != "" {
+		s = h.pend + s
+	}
+	cut := incompleteUTF8(s)
+	h.pend = s[cut:]
+	return s[:cut]
+}
+
+// flush returns the bytes held back when the stream ends.
+func (h *utf8Hold) flush() string {
+	out := h.pend
+	h.pend = ""
+	return out
+}
+
+// incompleteUTF8 returns where a UTF-8 sequence that is valid so far but
+// short of bytes begins at the end of s, or len(s) if there is none.
+func incompleteUTF8(s string) int {
+	for i := len(s) - 1; i >= 0 && i > len(s)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			if utf8.FullRuneInString(s[i:]) {
+				return len(s)
+			}
+			return i
+		}
+	}
+	return len(s)
 }
 
 // sse writes a server-sent event stream; the headers go out with the
