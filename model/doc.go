@@ -65,9 +65,10 @@
 // ReadHF reads Hugging Face LlamaForCausalLM, MistralForCausalLM and
 // Qwen2ForCausalLM checkpoints (config.json and safetensors in F32, F16 or
 // BF16), undoing the Q/K row permutation of their rotary layout, and
+// ReadHFSharded those split into shards by model.safetensors.index.json;
 // ReadTokenizerJSON / ReadHFTokenizer their tokenizer.json (byte-level
 // BPE, or SentencePiece-style BPE with byte fallback, which becomes a
-// llama2.c Tokenizer). WriteGGUF and WriteHF export, so the same model
+// llama2.c Tokenizer). WriteGGUF, WriteHF and WriteHFSharded export, so the same model
 // round-trips through every format to the same weights. All readers
 // bound every count and length by the bytes present before allocating and
 // answer bad input with errors wrapping ErrFormat, ErrTruncated,
