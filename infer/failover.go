@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -11,7 +13,10 @@ import (
 
 // Failover bounds. A request survives up to MaxFailovers failed hops; a
 // failed peer is banned from new chains for BanMin, doubling with every
-// further failure up to BanMax.
+// further failure up to BanMax. A ban is lifted when the peer's adverts
+// show it restarted (Server.Started changed) and when a chain through it
+// opens; while every holder of some blocks is banned, the planner still
+// tries the banned ones, soonest to be forgiven first, rather than fail.
 const (
 	MaxFailovers = 4
 	BanMin       = 2 * time.Second
@@ -28,11 +33,15 @@ type bans struct {
 type ban struct {
 	until   time.Time
 	backoff time.Duration
+	failed  time.Time // the last failure
+	started int64     // the peer's Server.Started when it last failed
+	err     string    // the last failure
 }
 
 // add bans peer from now; a peer banned again within its last backoff
-// (plus BanMax) has its backoff doubled.
-func (b *bans) add(peer string, now time.Time) time.Duration {
+// (plus BanMax) has its backoff doubled. started is the peer's
+// Server.Started as the entry knew it when the peer failed.
+func (b *bans) add(peer string, started int64, err error, now time.Time) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
@@ -46,15 +55,53 @@ func (b *bans) add(peer string, now time.Time) time.Duration {
 	default:
 		cur.backoff = min(2*cur.backoff, BanMax)
 	}
-	cur.until = now.Add(cur.backoff)
+	cur.until, cur.failed, cur.started = now.Add(cur.backoff), now, started
+	if err != nil {
+		cur.err = err.Error()
+	}
 	return cur.backoff
 }
 
-func (b *bans) banned(peer string, now time.Time) bool {
+// check reports whether srv is banned at now, and its ban. A server whose
+// start time differs from the one it failed with has restarted since: its
+// ban and backoff are forgotten, and restarted says so.
+func (b *bans) check(srv Server, now time.Time) (cur ban, banned, restarted bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cur := b.m[peer]
-	return cur != nil && now.Before(cur.until)
+	p := b.m[srv.Peer]
+	if p == nil {
+		return ban{}, false, false
+	}
+	if srv.Started != 0 && srv.Started != p.started {
+		delete(b.m, srv.Peer)
+		return ban{}, false, true
+	}
+	return *p, now.Before(p.until), false
+}
+
+// lift ends peer's ban at now, keeping its backoff, so a peer that fails
+// again soon is still banned for longer. It reports whether peer was
+// banned.
+func (b *bans) lift(peer string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.m[peer]
+	if p == nil || !now.Before(p.until) {
+		return false
+	}
+	p.until = now
+	return true
+}
+
+// last returns peer's last recorded failure.
+func (b *bans) last(peer string) (ban, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.m[peer]
+	if p == nil {
+		return ban{}, false
+	}
+	return *p, true
 }
 
 // Banned lists the peers this entry currently avoids.
@@ -68,6 +115,7 @@ func (s *Service) Banned() []string {
 			out = append(out, p)
 		}
 	}
+	sort.Strings(out)
 	return out
 }
 
@@ -79,10 +127,18 @@ type runner struct {
 	sv      *serving
 	sess    *entrySession
 	chain   []Hop
-	hist    []int           // every token fed so far, by position
-	avoid   map[string]bool // peers left out of this request's chains
-	failed  []string        // what failed, for Stats and the final error
+	hist    []int              // every token fed so far, by position
+	avoid   map[string]bool    // peers left out of this request's chains
+	failed  []string           // what failed, for Stats and the final error
+	errs    map[string]failure // each avoided peer's failure
+	started map[string]int64   // each server's Started, as last planned
 	timeout time.Duration
+}
+
+// failure is one peer's failure during a request.
+type failure struct {
+	msg string
+	at  time.Time
 }
 
 // forward feeds tokens at positions pos.. and returns the final activation
@@ -117,22 +173,134 @@ func (r *runner) ensure(ctx context.Context) error {
 	if r.sess != nil {
 		return nil
 	}
-	cfg := r.sv.m.Config
-	chain, err := Plan(r.s.candidates(r.sv, r.avoid), cfg.NLayers, r.s.cfg.Transport.Self())
+	chain, err := r.plan()
 	if err != nil {
-		err = fmt.Errorf("%w (model %s)", err, r.s.cfg.ModelID)
-		if len(r.failed) > 0 {
-			err = fmt.Errorf("%w; after failures: %s", err, strings.Join(r.failed, "; "))
-		}
-		return &HopError{Code: CodeNoRoute, Message: strings.TrimPrefix(err.Error(), "infer: ")}
+		return err
 	}
 	sess, err := r.s.open(ctx, r.sv, chain)
 	if err != nil {
 		return err
 	}
+	// The whole chain acknowledged the open: every hop is alive, so a
+	// peer tried as a last resort is banned no longer.
+	now := time.Now()
+	for _, h := range chain {
+		if r.s.bans.lift(h.Peer, now) {
+			r.s.log.Info("infer: banned peer answered; ban lifted", "peer", h.Peer)
+		}
+	}
 	sess.fresh = true
 	r.sess, r.chain = sess, chain
 	return nil
+}
+
+// plan chooses the next chain from the known servers, leaving out the
+// peers this request avoids and, while others can serve their blocks, the
+// banned ones. Banned holders are the last resort: when the others leave
+// blocks uncovered they are added one by one, the one whose ban ends first
+// (then the one that failed longest ago) first, until the model is covered.
+func (r *runner) plan() ([]Hop, error) {
+	layers := r.sv.m.Config.NLayers
+	self := r.s.cfg.Transport.Self()
+	now := time.Now()
+	all := r.s.servers(r.sv)
+	type held struct {
+		srv Server
+		ban ban
+	}
+	var use []Server
+	var banned []held
+	for _, srv := range all {
+		if r.started == nil {
+			r.started = map[string]int64{}
+		}
+		r.started[srv.Peer] = srv.Started
+		if r.avoid[srv.Peer] {
+			continue
+		}
+		b, isBanned, restarted := r.s.bans.check(srv, now)
+		if restarted {
+			r.s.log.Info("infer: banned peer restarted; ban lifted", "peer", srv.Peer)
+		}
+		if isBanned {
+			banned = append(banned, held{srv, b})
+			continue
+		}
+		use = append(use, srv)
+	}
+	sort.SliceStable(banned, func(i, j int) bool {
+		a, b := banned[i].ban, banned[j].ban
+		if !a.until.Equal(b.until) {
+			return a.until.Before(b.until)
+		}
+		if !a.failed.Equal(b.failed) {
+			return a.failed.Before(b.failed)
+		}
+		return banned[i].srv.Peer < banned[j].srv.Peer
+	})
+	for _, h := range banned {
+		missing := Missing(use, layers)
+		if len(missing) == 0 {
+			break
+		}
+		if overlaps(h.srv, missing) {
+			r.s.log.Info("infer: every other holder failed; trying a banned peer", "peer", h.srv.Peer,
+				"blocks", FormatSpans(missing), "ban_left", h.ban.until.Sub(now).Round(time.Millisecond))
+			use = append(use, h.srv)
+		}
+	}
+	chain, err := Plan(use, layers, self)
+	if err == nil {
+		return chain, nil
+	}
+	msg := strings.TrimPrefix(err.Error(), "infer: ")
+	if missing := Missing(use, layers); len(missing) > 0 {
+		msg = "no route: " + r.explain(all, missing)
+	}
+	return nil, &HopError{Code: CodeNoRoute, Message: fmt.Sprintf("%s (model %s)", msg, r.s.cfg.ModelID)}
+}
+
+// overlaps reports whether srv holds a block of any of spans.
+func overlaps(srv Server, spans []Span) bool {
+	for _, sp := range spans {
+		if srv.Lo < sp.Hi && sp.Lo < srv.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+// explain says why each of the missing spans has no server: nobody
+// known holds it, or every holder failed recently (naming the last
+// failure among them).
+func (r *runner) explain(all []Server, missing []Span) string {
+	var parts []string
+	for _, sp := range missing {
+		var holders []string
+		for _, srv := range all {
+			if overlaps(srv, []Span{sp}) && !slices.Contains(holders, srv.Peer) {
+				holders = append(holders, srv.Peer)
+			}
+		}
+		if len(holders) == 0 {
+			parts = append(parts, fmt.Sprintf("blocks %s are not served by any known peer", FormatSpans([]Span{sp})))
+			continue
+		}
+		last, lastAt := "", time.Time{}
+		for _, p := range holders {
+			if e, ok := r.errs[p]; ok && (last == "" || e.at.After(lastAt)) {
+				last, lastAt = e.msg, e.at
+			} else if b, ok := r.s.bans.last(p); ok && b.err != "" && (last == "" || b.failed.After(lastAt)) {
+				last, lastAt = b.err, b.failed
+			}
+		}
+		if last == "" {
+			last = "unknown error"
+		}
+		parts = append(parts, fmt.Sprintf("blocks %s: every holder (%d) failed recently: %s",
+			FormatSpans([]Span{sp}), len(holders), strings.TrimPrefix(last, "infer: ")))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // recover decides whether err can be routed around: it records the
@@ -163,10 +331,14 @@ func (r *runner) recover(err error) bool {
 		}
 	}
 	now := time.Now()
+	if r.errs == nil {
+		r.errs = map[string]failure{}
+	}
 	for _, p := range blame {
 		r.avoid[p] = true
+		r.errs[p] = failure{err.Error(), now}
 		if he == nil || he.Code != CodeBusy { // busy is not misbehaviour
-			d := r.s.bans.add(p, now)
+			d := r.s.bans.add(p, r.started[p], err, now)
 			r.s.log.Warn("infer: peer failed; routing around it", "peer", p, "ban", d, "err", err)
 		}
 	}
@@ -182,17 +354,4 @@ func (r *runner) close() {
 	if r.sess != nil {
 		r.sess.close()
 	}
-}
-
-// candidates is the planner's view of the servers minus banned peers and
-// those this request avoids.
-func (s *Service) candidates(sv *serving, avoid map[string]bool) []Server {
-	now := time.Now()
-	var out []Server
-	for _, srv := range s.servers(sv) {
-		if !avoid[srv.Peer] && !s.bans.banned(srv.Peer, now) {
-			out = append(out, srv)
-		}
-	}
-	return out
 }

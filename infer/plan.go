@@ -29,6 +29,11 @@ type Server struct {
 	// Load is the fraction of the server's capacity in use, 0..1; it
 	// multiplies compute time by 1+Load.
 	Load float64
+	// Started is when the peer's process started, in unix milliseconds on
+	// its own clock, as its adverts say; zero means unknown. A value other
+	// than the one a peer failed with means it restarted since, which lifts
+	// its ban.
+	Started int64
 }
 
 // Hop is one link of a planned chain: Peer runs blocks [Lo, Hi).
