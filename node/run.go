@@ -148,6 +148,7 @@ type runner struct {
 	fetching   map[string]bool          // senders whose update is being fetched
 	own        *contribution
 	pending    *consensus.Message // aggregation request waiting for updates
+	pendingAt  time.Time          // when it came
 	lastCert   *consensus.Certificate
 	lastAnn    time.Time
 	lastCertAt time.Time
@@ -383,7 +384,7 @@ func (r *runner) drain(ctx context.Context) error {
 			r.publish(ctx, m)
 		}
 		for _, a := range rd.Aggregate {
-			r.pending = &a
+			r.pending, r.pendingAt = &a, time.Now()
 		}
 		for _, p := range rd.Checks {
 			r.startCheck(ctx, p)
@@ -528,8 +529,8 @@ func (r *runner) getUpdate(ctx context.Context, base *baseState, entry string, e
 }
 
 // maybeAggregate answers the proposer's aggregation request once every
-// roster member's update is in, or a third of a view into the round with what
-// has arrived.
+// roster member's update is in, or a third of a view into the round with a
+// quorum's worth.
 func (r *runner) maybeAggregate(ctx context.Context) {
 	p := r.pending
 	if p == nil || r.done {
@@ -541,15 +542,16 @@ func (r *runner) maybeAggregate(ctx context.Context) {
 	}
 	// Wait for everyone, or a third of a view for a quorum's worth of
 	// updates, which leaves the members the rest of the view to check the
-	// proposal; a later view (its proposer took over from a silent one)
-	// takes what there is.
+	// proposal. A later view (its proposer took over from a silent one)
+	// takes a quorum's worth at once, or what there is after a third of
+	// its view.
 	_, view, _ := r.spec.ticks()
 	wait := time.Duration(view) * roundTick / 3
 	enough := r.spec.quorumSize()
-	if p.View > 0 {
-		enough = 1
+	if p.View > 0 && (len(r.contribs) == 0 || len(r.contribs) < enough && time.Since(r.pendingAt) < wait) {
+		return
 	}
-	if len(r.contribs) < len(r.spec.Roster) && (time.Since(r.roundAt) < wait || len(r.contribs) < enough) {
+	if p.View == 0 && len(r.contribs) < len(r.spec.Roster) && (time.Since(r.roundAt) < wait || len(r.contribs) < enough) {
 		return
 	}
 	r.pending = nil
