@@ -64,6 +64,9 @@ type Advert struct {
 	Seq uint64 `json:"seq"`
 	// Time is the author's clock at publication, unix milliseconds.
 	Time int64 `json:"time"`
+	// Started is when the author's process started, on its clock, unix
+	// milliseconds; 0 if not given. A new value tells peers it restarted.
+	Started int64 `json:"started,omitempty"`
 }
 
 // Validate checks every field against the bounds above; errors wrap
@@ -130,6 +133,9 @@ func (a *Advert) Validate() error {
 	}
 	if a.Time <= 0 {
 		return bad("time %d is not a positive unix millisecond", a.Time)
+	}
+	if a.Started < 0 {
+		return bad("started %d is negative", a.Started)
 	}
 	return nil
 }

@@ -104,9 +104,13 @@ func (b *bans) last(peer string) (ban, bool) {
 	return *p, true
 }
 
-// Banned lists the peers this entry currently avoids.
+// Banned lists the peers this entry currently avoids, sorted. Peers
+// whose adverts show they restarted since they failed are let off first.
 func (s *Service) Banned() []string {
 	now := time.Now()
+	for _, srv := range s.cfg.Servers(s.cfg.ModelID) {
+		s.bans.check(srv, now)
+	}
 	s.bans.mu.Lock()
 	defer s.bans.mu.Unlock()
 	var out []string

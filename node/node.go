@@ -546,6 +546,7 @@ func (n *Node) advert() gossip.Advert {
 		GFLOPS:      n.capacity.GFLOPS,
 		BlockMillis: n.capacity.BlockMillis,
 		Version:     Version,
+		Started:     n.started.UnixMilli(),
 	}
 	switch {
 	case n.span.Hi > n.span.Lo:
@@ -568,7 +569,7 @@ func (n *Node) servers(modelID string) []infer.Server {
 		id := a.Peer.String()
 		out = append(out, infer.Server{
 			Peer: id, Addrs: a.Addrs, Lo: a.Lo, Hi: a.Hi,
-			BlockMillis: a.BlockMillis, Load: a.Load,
+			BlockMillis: a.BlockMillis, Load: a.Load, Started: a.Started,
 			HopMillis: float64(n.mesh.RTT(id).Microseconds()) / 2e3, // one way
 		})
 	}
