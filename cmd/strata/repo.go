@@ -42,7 +42,7 @@ type importCmd struct {
 	Tokenizer  string `help:"llama2.c tokenizer file (e.g. tok512.bin) or Hugging Face tokenizer.json (*.json); it replaces the checkpoint's own vocabulary." type:"existingfile"`
 	Name       string `help:"Model name recorded in the manifest (default: the checkpoint's file name)."`
 	Quantize   string `help:"Store the blocks' matrices quantized: q8_0 (8.5 bits a weight) or q4_0 (4.5 bits); norms and the head stay float32. A different model, with its own CID." enum:",q8_0,q4_0" default:""`
-	MaxContext int    `help:"Lower the model's context length (tokens) to N when the checkpoint's is longer, so serving it needs a smaller KV cache; the manifest records N. A different model, with its own CID." placeholder:"N"`
+	MaxContext int    `help:"Lower the model's context length (tokens) to N when the checkpoint's is longer, so serving it needs a smaller KV cache; the manifest records N. A different model, with its own CID. 0 keeps the checkpoint's context." placeholder:"N"`
 	Checkpoint string `arg:"" help:"llama2.c checkpoint (.bin), GGUF file (.gguf, detected by its magic), or a Hugging Face Llama, Mistral or Qwen2 directory holding config.json, model.safetensors (or model.safetensors.index.json and its shards) and tokenizer.json." type:"path"`
 
 	out io.Writer // where the CID goes; nil: standard output
@@ -149,7 +149,7 @@ func readHFShards(dir string, cfg []byte) (*model.Model, error) {
 
 func (c *importCmd) Run(e *env) error {
 	if c.MaxContext < 0 {
-		return fmt.Errorf("--max-context %d: want a positive number of tokens", c.MaxContext)
+		return fmt.Errorf("--max-context %d: want a number of tokens (0 keeps the checkpoint's context)", c.MaxContext)
 	}
 	st, err := shards.Open(c.Repo)
 	if err != nil {
