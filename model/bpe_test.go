@@ -133,18 +133,7 @@ func naiveBPE(c BPEConfig, chunk string) []int {
 	for i := range len(chunk) {
 		sym = append(sym, ByteLevelEncode(chunk[i:i+1]))
 	}
-	for {
-		best, at := -1, -1
-		for i := 0; i+1 < len(sym); i++ {
-			if r, ok := rank[[2]string{sym[i], sym[i+1]}]; ok && (best < 0 || r < best) {
-				best, at = r, i
-			}
-		}
-		if at < 0 {
-			break
-		}
-		sym = append(sym[:at], append([]string{sym[at] + sym[at+1]}, sym[at+2:]...)...)
-	}
+	sym = mergeByRank(sym, rank)
 	out := make([]int, len(sym))
 	for i, s := range sym {
 		out[i] = ids[s]
@@ -429,4 +418,22 @@ func BenchmarkBPEEncode(b *testing.B) {
 		n = len(tok.Encode(text, true, false))
 	}
 	b.ReportMetric(float64(len(text))/float64(n), "bytes/token")
+}
+
+// mergeByRank applies merges the naive way: again and again, the pair of
+// lowest rank, leftmost first. Tests compare the tokenizers against it.
+func mergeByRank(sym []string, rank map[[2]string]int) []string {
+	for {
+		best, at := -1, -1
+		for i := 0; i+1 < len(sym); i++ {
+			if r, ok := rank[[2]string{sym[i], sym[i+1]}]; ok && (best < 0 || r < best) {
+				best, at = r, i
+			}
+		}
+		if at < 0 {
+			break
+		}
+		sym = append(sym[:at], append([]string{sym[at] + sym[at+1]}, sym[at+2:]...)...)
+	}
+	return sym
 }

@@ -179,18 +179,7 @@ func hfSentencePieceBPE(tokens []string, merges [][2]string, text string) []int 
 	for _, r := range text {
 		sym = append(sym, string(r))
 	}
-	for {
-		best, at := -1, -1
-		for i := 0; i+1 < len(sym); i++ {
-			if r, ok := rank[[2]string{sym[i], sym[i+1]}]; ok && (best < 0 || r < best) {
-				best, at = r, i
-			}
-		}
-		if at < 0 {
-			break
-		}
-		sym = append(sym[:at], append([]string{sym[at] + sym[at+1]}, sym[at+2:]...)...)
-	}
+	sym = mergeByRank(sym, rank)
 	var out []int
 	for _, s := range sym {
 		if i, ok := id[s]; ok {
