@@ -36,6 +36,12 @@
 // takes no new sessions or requests, but finishes the sessions it runs and
 // still receives the return streams of the requests it fronts.
 //
+// The entry bans a peer that fails a chain (see BanMin). A ban ends early
+// when the peer's adverts show a new start time (Server.Started) or when a
+// chain through it opens; while every holder of some blocks is banned, the
+// banned holders are tried rather than the request failing, and when none
+// answers the error names the blocks and the last failure of their holders.
+//
 // Plan is pure; Service and Mux own no goroutines beyond those serving a
 // stream or a request, and they never touch libp2p: the node adapts its
 // host to the Transport interface.
