@@ -55,7 +55,9 @@
 //     32-byte key (libp2p private networks, TCP only); LoadSwarmKey reads
 //     the go-ipfs swarm.key file format. Connect to a peer on the other
 //     side of a key fails with ErrHandshake (quickly when one side has no
-//     key; two different keys fail at libp2p's handshake timeout).
+//     key; two different keys fail at libp2p's handshake timeout). A host
+//     without a key tries a failing handshake three times before it says
+//     so, since a peer that is stopping or restarting drops handshakes too.
 //   - ReadFrame/WriteFrame carry one u32 big-endian length-prefixed payload.
 //     ReadFrame never allocates more than its max argument (and grows large
 //     bodies only as bytes arrive), returns io.EOF

@@ -28,6 +28,7 @@ var (
 	// ErrHandshake means a peer was reached but no secure channel could
 	// be set up with it. Between Strata nodes the usual cause is a swarm
 	// key: one side runs a private mesh and the other does not, or they
-	// hold different keys.
+	// hold different keys; a peer that is restarting is the other usual
+	// cause, which is why a host without a key tries a few times first.
 	ErrHandshake = errors.New("mesh: handshake failed")
 )

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -233,6 +234,11 @@ func (m *Mesh) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) 
 }
 
 // ConnectInfo connects to a peer whose addresses are already known.
+//
+// A failed security handshake wraps ErrHandshake. A host on the public mesh
+// tries such a handshake handshakeTries times before it reports one: a node
+// that is stopping or just restarting can drop a connection during the
+// handshake too, and it is a node with a swarm key that refuses every time.
 func (m *Mesh) ConnectInfo(ctx context.Context, info peer.AddrInfo) error {
 	if m.isClosed() {
 		return ErrClosed
@@ -240,30 +246,59 @@ func (m *Mesh) ConnectInfo(ctx context.Context, info peer.AddrInfo) error {
 	if info.ID == m.h.ID() {
 		return fmt.Errorf("%w: %s is this node's own id", ErrBadAddr, info.ID)
 	}
-	if err := m.h.Connect(ctx, info); err != nil {
-		if handshakeFailed(err) {
-			return fmt.Errorf("%w with %s (%s): %w", ErrHandshake, info.ID, m.keyHint(), err)
-		}
-		return fmt.Errorf("mesh: connect to %s: %w", info.ID, err)
+	tries := 1
+	if !m.private {
+		tries = handshakeTries
 	}
-	return nil
+	var err error
+	for i := range tries {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("mesh: connect to %s: %w (after: %w)", info.ID, ctx.Err(), err)
+			case <-time.After(time.Duration(i) * handshakeRetry):
+			}
+			if sw, ok := m.h.Network().(*swarm.Swarm); ok {
+				sw.Backoff().Clear(info.ID) // else the retry fails at once with "dial backoff"
+			}
+		}
+		if err = m.h.Connect(ctx, info); err == nil {
+			return nil
+		}
+		if !handshakeFailed(err) {
+			return fmt.Errorf("mesh: connect to %s: %w", info.ID, err)
+		}
+	}
+	return fmt.Errorf("%w with %s (%s): %w", ErrHandshake, info.ID, m.keyHint(tries), err)
 }
+
+// A public host tries a failing handshake this many times, waiting
+// handshakeRetry longer before each retry, before it reports ErrHandshake.
+const (
+	handshakeTries = 3
+	handshakeRetry = 250 * time.Millisecond
+)
 
 // handshakeFailed reports whether a dial error says the connection was
 // made but its security handshake failed. libp2p reports that only in
 // the text of its dial errors ("failed to negotiate security protocol",
-// and "privnet:" for the private network's nonce exchange).
+// and "privnet:" for the private network's nonce exchange). A peer id
+// mismatch is a completed handshake with another peer, not a key problem.
 func handshakeFailed(err error) bool {
 	s := err.Error()
+	if strings.Contains(s, "peer id mismatch") {
+		return false
+	}
 	return strings.Contains(s, "failed to negotiate security protocol") || strings.Contains(s, "privnet:")
 }
 
-// keyHint says what a failed handshake most likely means for this host.
-func (m *Mesh) keyHint() string {
+// keyHint says what a failed handshake may mean for this host, after
+// tries attempts.
+func (m *Mesh) keyHint(tries int) string {
 	if m.private {
 		return "the peer is not on this private mesh: it holds another swarm key or none"
 	}
-	return "the peer may run a private mesh: dial it with its swarm key"
+	return fmt.Sprintf("%d attempts; if it runs a private mesh, dial it with its swarm key", tries)
 }
 
 // Protect marks the connection to p as important (for example a pipeline

@@ -27,7 +27,8 @@ type Client struct {
 
 // Query dials the node at addr (a full multiaddr ending in /p2p/ID), sends
 // req and calls emit with each piece of text as it arrives. The dialled
-// node is the entry peer of the request.
+// node is the entry peer of the request. Failures other than emit's and
+// ctx's name that peer.
 func (c Client) Query(ctx context.Context, addr string, req infer.Request, emit func(infer.Token) error) (infer.Stats, error) {
 	return Query(c.with(ctx), addr, req, emit, c.Logger)
 }
@@ -72,7 +73,17 @@ func Query(ctx context.Context, addr string, req infer.Request, emit func(infer.
 		return infer.Stats{}, err
 	}
 	defer done()
-	return infer.Query(ctx, rw, req, emit)
+	var emitErr error
+	st, err := infer.Query(ctx, rw, req, func(t infer.Token) error {
+		emitErr = emit(t)
+		return emitErr
+	})
+	if err == nil || err == emitErr || ctx.Err() != nil {
+		return st, err
+	}
+	// The entry hung up or failed: say which peer, as a bare "stream
+	// reset" does not.
+	return st, fmt.Errorf("node: generation via %s: %w", peer, err)
 }
 
 // errNoProtocol: the dialled node did not open a stream of the protocol.

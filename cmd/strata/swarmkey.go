@@ -36,7 +36,7 @@ func (f swarmKeyFlag) hint(err error) error {
 		return err
 	}
 	if f.SwarmKey == "" {
-		return fmt.Errorf("%w\nstrata: the node refused the handshake; if it runs a private mesh, give its key with --swarm-key FILE", err)
+		return fmt.Errorf("%w\nstrata: every handshake with the node failed; if it runs a private mesh, give its key with --swarm-key FILE", err)
 	}
 	return fmt.Errorf("%w\nstrata: the node refused the handshake; check that %s is the key of its mesh", err, f.SwarmKey)
 }
