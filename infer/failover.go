@@ -261,6 +261,9 @@ func (r *runner) plan() ([]Hop, error) {
 	if missing := Missing(use, layers); len(missing) > 0 {
 		msg = "no route: " + r.explain(all, missing)
 	}
+	if len(r.failed) > 0 && !strings.Contains(msg, "failed recently") {
+		msg += "; after failures: " + strings.Join(r.failed, "; ")
+	}
 	return nil, &HopError{Code: CodeNoRoute, Message: fmt.Sprintf("%s (model %s)", msg, r.s.cfg.ModelID)}
 }
 
