@@ -251,25 +251,37 @@ func (m *Mesh) ConnectInfo(ctx context.Context, info peer.AddrInfo) error {
 		tries = handshakeTries
 	}
 	var err error
+	failed := 0 // handshakes that failed
 	for i := range tries {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("mesh: connect to %s: %w (after: %w)", info.ID, ctx.Err(), err)
+				return m.handshakeError(info.ID, failed, err)
 			case <-time.After(time.Duration(i) * handshakeRetry):
 			}
 			if sw, ok := m.h.Network().(*swarm.Swarm); ok {
 				sw.Backoff().Clear(info.ID) // else the retry fails at once with "dial backoff"
 			}
 		}
-		if err = m.h.Connect(ctx, info); err == nil {
+		err = m.h.Connect(ctx, info)
+		switch {
+		case err == nil:
 			return nil
-		}
-		if !handshakeFailed(err) {
+		case handshakeFailed(err):
+			failed++
+		case failed > 0 && ctx.Err() != nil:
+			// Time ran out retrying a handshake that failed: that failure is the answer.
+			return m.handshakeError(info.ID, failed, err)
+		default:
 			return fmt.Errorf("mesh: connect to %s: %w", info.ID, err)
 		}
 	}
-	return fmt.Errorf("%w with %s (%s): %w", ErrHandshake, info.ID, m.keyHint(tries), err)
+	return m.handshakeError(info.ID, failed, err)
+}
+
+// handshakeError reports failed handshakes with p; last is the latest error.
+func (m *Mesh) handshakeError(p peer.ID, failed int, last error) error {
+	return fmt.Errorf("%w with %s (%s): %w", ErrHandshake, p, m.keyHint(failed), last)
 }
 
 // A public host tries a failing handshake this many times, waiting
