@@ -28,8 +28,6 @@ var (
 	ErrRange = errors.New("shards: range out of bounds")
 	// ErrUnavailable: no provider could deliver the object.
 	ErrUnavailable = errors.New("shards: object unavailable")
-	// ErrBusy: the object is already being fetched into this store.
-	ErrBusy = errors.New("shards: fetch already in progress")
 	// ErrTokenizer: an import was asked for without a usable tokenizer.
 	ErrTokenizer = errors.New("shards: tokenizer required")
 )

@@ -145,27 +145,41 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int64, chunks []Dig
 		return fmt.Errorf("shards: fetch %s: %w", c, err)
 	}
 	st := f.Store
-	if have, err := st.Size(c); err == nil {
-		if fh, _, err := st.openVerified(c); err == nil && have == size {
-			fh.Close()
-			if progress != nil {
-				progress(size, size)
+	for {
+		if have, err := st.Size(c); err == nil {
+			if fh, _, err := st.openVerified(c); err == nil && have == size {
+				fh.Close()
+				if progress != nil {
+					progress(size, size)
+				}
+				return nil
 			}
-			return nil
+			if st.isFetching(c) {
+				// The object was installed and is being replaced by
+				// another fetch; wait for that below.
+			} else {
+				f.log().Warn("shards: replacing damaged or mismatched object", "cid", c, "size", have, "want", size)
+				if err := st.Delete(c); err != nil {
+					return fmt.Errorf("shards: fetch %s: %w", c, err)
+				}
+			}
 		}
-		f.log().Warn("shards: replacing damaged or mismatched object", "cid", c, "size", have, "want", size)
-		if err := st.Delete(c); err != nil {
-			return fmt.Errorf("shards: fetch %s: %w", c, err)
+		if len(providers) == 0 {
+			return fmt.Errorf("%w: %s: no providers", ErrUnavailable, c)
+		}
+		end, busy := st.beginFetch(c)
+		if end != nil {
+			defer end()
+			break
+		}
+		// Another fetch of c into this store is under way: wait for it
+		// and take its result, or fetch again if it failed.
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return fmt.Errorf("shards: fetch %s: waiting for a fetch in progress: %w", c, ctx.Err())
 		}
 	}
-	if len(providers) == 0 {
-		return fmt.Errorf("%w: %s: no providers", ErrUnavailable, c)
-	}
-	end, err := st.beginFetch(c)
-	if err != nil {
-		return fmt.Errorf("shards: fetch: %w", err)
-	}
-	defer end()
 
 	j, err := f.openJob(plan)
 	if err != nil {

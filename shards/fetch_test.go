@@ -141,6 +141,46 @@ func TestFetchFromOneAndThreeProviders(t *testing.T) {
 	}
 }
 
+// TestConcurrentFetchesOfOneObject starts several fetches of the same
+// object into one store at once (a node checking a proposal while its
+// prefetch of the same update runs): all succeed, the bytes travel once.
+func TestConcurrentFetchesOfOneObject(t *testing.T) {
+	o := synthetic(7, 24*testChunk+5, testChunk)
+	h, _ := serving(t, o.data)
+	st := openStoreAt(t, t.TempDir())
+	f := &Fetcher{Store: st, Opener: newHost(t), Parallel: 2}
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			errs <- f.Fetch(context.Background(), o.cid, int64(len(o.data)), o.chunks, testChunk, []Provider{providerOf(h)}, nil)
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent fetch: %v", err)
+		}
+	}
+	checkStored(t, st, o)
+	if got := f.BytesFetched(); got != int64(len(o.data)) {
+		t.Errorf("BytesFetched = %d, want %d (the object once)", got, len(o.data))
+	}
+
+	// A waiting fetch gives up with its own context.
+	o2 := synthetic(8, 4*testChunk, testChunk)
+	end, busy := st.beginFetch(o2.cid)
+	if end == nil || busy != nil {
+		t.Fatal("beginFetch on an idle object did not start a fetch")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := f.Fetch(ctx, o2.cid, int64(len(o2.data)), o2.chunks, testChunk, []Provider{providerOf(h)}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("fetch waiting on another, cancelled: err = %v, want context.Canceled", err)
+	}
+	end()
+}
+
 func TestFetchSingleChunkObjectAndRestartedProvider(t *testing.T) {
 	data := []byte("a small object without a chunk list")
 	c := Sum(data)

@@ -128,26 +128,31 @@ func (s *Store) partialPath(c cid.Cid) string {
 }
 
 // beginFetch marks c as being fetched, so a second fetch of it and GC
-// leave its partial file alone. The returned function ends the mark.
-func (s *Store) beginFetch(c cid.Cid) (func(), error) {
+// leave its partial file alone. The returned function ends the mark. If
+// c is already being fetched, beginFetch returns instead a channel that
+// is closed when that fetch ends.
+func (s *Store) beginFetch(c cid.Cid) (end func(), busy <-chan struct{}) {
 	key := c.KeyString()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fetching[key] {
-		return nil, fmt.Errorf("%w: %s", ErrBusy, c)
+	if ch, ok := s.fetching[key]; ok {
+		return nil, ch
 	}
-	s.fetching[key] = true
+	ch := make(chan struct{})
+	s.fetching[key] = ch
 	return func() {
 		s.mu.Lock()
 		delete(s.fetching, key)
 		s.mu.Unlock()
+		close(ch)
 	}, nil
 }
 
 func (s *Store) isFetching(c cid.Cid) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.fetching[c.KeyString()]
+	_, ok := s.fetching[c.KeyString()]
+	return ok
 }
 
 // install moves a complete, synced and verified partial file into

@@ -38,9 +38,9 @@ type Store struct {
 	writeFault func() error
 
 	mu       sync.Mutex
-	verified map[string]stamp // objects hashed in full since they last changed
-	fetching map[string]bool  // CIDs with a fetch in progress into partial/
-	pinMu    sync.Mutex       // serialises pin-file updates and GC
+	verified map[string]stamp         // objects hashed in full since they last changed
+	fetching map[string]chan struct{} // CIDs with a fetch in progress into partial/; closed when it ends
+	pinMu    sync.Mutex               // serialises pin-file updates and GC
 }
 
 // stamp identifies one version of an object file.
@@ -73,7 +73,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		partial:  filepath.Join(dir, "partial"),
 		log:      slog.New(slog.DiscardHandler),
 		verified: make(map[string]stamp),
-		fetching: make(map[string]bool),
+		fetching: make(map[string]chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
