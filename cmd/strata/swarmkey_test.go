@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,15 +53,27 @@ func TestSwarmKeyProcesses(t *testing.T) {
 		node.Wait()
 	})
 
-	// The node is up once a status query with the key gets through.
+	// The node is up once a status query with the key gets through and
+	// says it serves the whole model (it answers status while it loads).
 	var out string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		if out, _, err = run(t, bin, "status", "--peer", addr, "--swarm-key", keys["swarm.key"]); err == nil {
-			break
+		var js string
+		if js, _, err = run(t, bin, "status", "--peer", addr, "--swarm-key", keys["swarm.key"], "--json"); err == nil {
+			var st struct{ Covered bool }
+			if err = json.Unmarshal([]byte(js), &st); err == nil && !st.Covered {
+				err = errors.New("the node does not serve its model yet")
+			}
+			if err == nil {
+				out, _, err = run(t, bin, "status", "--peer", addr, "--swarm-key", keys["swarm.key"])
+				break
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no status from the node with its key after a minute: %v\nnode: %s", err, nodeErr.String())
+			t.Fatalf("no status of a serving node with its key after a minute: %v\nnode: %s", err, nodeErr.String())
 		}
+	}
+	if err != nil {
+		t.Fatalf("strata status --swarm-key: %v", err)
 	}
 	if !strings.Contains(out, strings.TrimSpace(id)) {
 		t.Errorf("strata status --swarm-key printed\n%s\nwant the node's id", out)
