@@ -358,6 +358,21 @@ func logHistory(t *testing.T, h []node.RoundRecord, ids []string) {
 	}
 }
 
+// logHistories logs the last histories read from nodes, for a test
+// that failed waiting for them to agree.
+func logHistories(t *testing.T, hs map[int][]node.RoundRecord, nodes []int, ids []string) {
+	t.Helper()
+	for _, i := range nodes {
+		h, ok := hs[i]
+		if !ok {
+			t.Logf("node %d: no history (its rounds query failed)", i)
+			continue
+		}
+		t.Logf("node %d: history of %d rounds", i, len(h))
+		logHistory(t, h, ids)
+	}
+}
+
 func all(n int) []int {
 	out := make([]int, n)
 	for i := range out {
@@ -376,6 +391,11 @@ func TestWANTrain(t *testing.T) {
 	start := time.Now()
 	s.startRun(ctx, rounds, 20)
 	var hs map[int][]node.RoundRecord
+	defer func() {
+		if t.Failed() {
+			logHistories(t, hs, all(3), s.ids)
+		}
+	}()
 	s.waitFor(ctx, "three rounds on every node", func() bool {
 		hs = s.histories(ctx, all(3))
 		return agree(hs, all(3), rounds)
@@ -440,6 +460,11 @@ func partitionRun(t *testing.T, sides [2][]int, majority bool) {
 	start := time.Now()
 	s.startRun(ctx, 0, roundSeconds, extra...)
 	var hs map[int][]node.RoundRecord
+	defer func() {
+		if t.Failed() {
+			logHistories(t, hs, all(nodes), s.ids)
+		}
+	}()
 	s.waitFor(ctx, "round 2 on every node", func() bool {
 		hs = s.histories(ctx, all(nodes))
 		return agree(hs, all(nodes), 2)
