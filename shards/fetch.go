@@ -187,7 +187,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int64, chunks []Dig
 	}
 	j.progress = progress
 	err = j.run(ctx, providers)
-	j.out.closeDirect()
+	j.out.finish()
 	if err == nil {
 		err = j.finish()
 	}

@@ -3,6 +3,7 @@ package shards
 import (
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -31,12 +32,21 @@ func isAligned(b []byte, off int64) bool {
 // costs more CPU than hashing it twice, and the bytes are not read again
 // soon (the object is hashed as it arrives). Other writes, and all writes
 // once a direct write has failed, go through the page cache, and the
-// kernel is asked to start writing them back at once so the final fsync
-// is short. Reads of the file through the page cache see direct writes.
+// kernel is asked to start writing them back at once. Every flushEvery
+// bytes a background fsync asks the disk to make what was written so far
+// durable (a virtual disk may hold direct writes in its host's cache), so
+// the fsync that ends the fetch finds little left. Reads of the file
+// through the page cache see direct writes.
 type partialWriter struct {
-	file   *os.File
-	direct atomic.Pointer[os.File]
+	file    *os.File
+	direct  atomic.Pointer[os.File]
+	written atomic.Int64
+	flushMu sync.Mutex // held by the background flush
+	flushWG sync.WaitGroup
 }
+
+// flushEvery is the number of bytes written between background flushes.
+const flushEvery = 64 << 20
 
 func newPartialWriter(file *os.File, path string) *partialWriter {
 	w := &partialWriter{file: file}
@@ -50,6 +60,7 @@ func newPartialWriter(file *os.File, path string) *partialWriter {
 func (w *partialWriter) WriteAt(b []byte, off int64) error {
 	if d := w.direct.Load(); d != nil && isAligned(b, off) {
 		if _, err := d.WriteAt(b, off); err == nil {
+			w.wrote(len(b))
 			return nil
 		}
 		// The file system refused (alignment, support): use the page
@@ -62,13 +73,30 @@ func (w *partialWriter) WriteAt(b []byte, off int64) error {
 		return fmt.Errorf("%w: write partial file: %w", errLocal, err)
 	}
 	startWriteback(w.file, off, int64(len(b)))
+	w.wrote(len(b))
 	return nil
 }
 
-// closeDirect closes the direct descriptor; later writes use the page
-// cache. Call it when no write is in progress.
-func (w *partialWriter) closeDirect() {
+// wrote counts n bytes written and starts a background flush when they
+// cross a multiple of flushEvery, unless one is still running. Its error
+// is not kept: the final fsync reports any.
+func (w *partialWriter) wrote(n int) {
+	after := w.written.Add(int64(n))
+	if after/flushEvery == (after-int64(n))/flushEvery || !w.flushMu.TryLock() {
+		return
+	}
+	w.flushWG.Go(func() {
+		defer w.flushMu.Unlock()
+		_ = w.file.Sync()
+	})
+}
+
+// finish closes the direct descriptor and waits for a background flush;
+// later writes use the page cache. Call it when no write is in progress
+// and before closing the file.
+func (w *partialWriter) finish() {
 	if d := w.direct.Swap(nil); d != nil {
 		d.Close()
 	}
+	w.flushWG.Wait()
 }
