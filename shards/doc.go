@@ -66,20 +66,15 @@
 //
 // A manifest is compact JSON with fields in this order:
 //
-//	{"format":"strata/manifest/2","name":"…","config":{…model.Config…},
+//	{"format":"strata/manifest/1","name":"…","config":{…model.Config…},
 //	 ["weights":"q8_0"|"q4_0",]
 //	 "head":{"cid":"bafk…","size":N[,"chunks":[…]]},
 //	 "blocks":[{"cid":…,"size":…[,"chunks":[…]]}, …],
 //	 "chunk_size":1048576,"parent":"bafk…" or ""}
 //
-// A shard larger than chunk_size carries "chunks": the BLAKE3-256 of each
+// A shard larger than chunk_size carries "chunks": the sha2-256 of each
 // chunk_size piece (the last one shorter), as 64 lowercase hex digits, so a
-// fetcher can verify each piece as it arrives (Manifest.VerifyChunk).
-// Manifests of format "strata/manifest/1", written by earlier versions,
-// list sha2-256 digests instead and are still read and fetched
-// (Manifest.ChunkHash); BLAKE3 costs a third of sha2-256 per byte, which
-// matters because a fetch also hashes every byte with sha2-256 for the
-// CID. A
+// fetcher can verify each piece as it arrives (Manifest.VerifyChunk). A
 // shard of at most one chunk has no list; its CID verifies it. "parent" is
 // the CID of the manifest this version was trained from. "weights" names
 // the format of every block's matrices when the model is quantized and is

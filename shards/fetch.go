@@ -2,6 +2,7 @@ package shards
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -109,13 +110,12 @@ func (f *Fetcher) FetchRef(ctx context.Context, m *Manifest, ref Ref, providers 
 	if m == nil {
 		return fmt.Errorf("%w: fetch: nil manifest", ErrManifest)
 	}
-	return f.fetch(ctx, ref.CID, ref.Size, ref.Chunks, m.ChunkSize, m.ChunkHash(), providers, progress)
+	return f.Fetch(ctx, ref.CID, ref.Size, ref.Chunks, m.ChunkSize, providers, progress)
 }
 
 // Fetch fetches object c of size bytes into the store, unless a valid copy
 // is already there. With a chunk list, chunk k covers bytes [k·chunkSize,
-// min((k+1)·chunkSize, size)) and must hash to chunks[k] (BLAKE3-256, the
-// chunk hash of ManifestFormat; FetchRef follows its manifest's format);
+// min((k+1)·chunkSize, size)) and must hash (sha2-256) to chunks[k];
 // chunks are fetched from all providers in parallel, each verified when it
 // arrives, and written into a partial file outside objects/. Without a
 // list the object is one chunk verified against c itself. The whole
@@ -134,17 +134,13 @@ func (f *Fetcher) FetchRef(ctx context.Context, m *Manifest, ref Ref, providers 
 // (such as a full disk) removes the partial file. progress, if not nil, is
 // called with the verified bytes so far, serialised.
 func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int64, chunks []Digest, chunkSize int, providers []Provider, progress func(done, total int64)) error {
-	return f.fetch(ctx, c, size, chunks, chunkSize, ChunkBLAKE3, providers, progress)
-}
-
-func (f *Fetcher) fetch(ctx context.Context, c cid.Cid, size int64, chunks []Digest, chunkSize int, h ChunkHash, providers []Provider, progress func(done, total int64)) error {
 	if f.Store == nil || f.Opener == nil {
 		return errors.New("shards: fetch: Fetcher needs a Store and an Opener")
 	}
 	if err := CheckCID(c); err != nil {
 		return fmt.Errorf("shards: fetch: %w", err)
 	}
-	plan, err := newPlan(c, size, chunks, chunkSize, h)
+	plan, err := newPlan(c, size, chunks, chunkSize)
 	if err != nil {
 		return fmt.Errorf("shards: fetch %s: %w", c, err)
 	}
@@ -215,10 +211,9 @@ type plan struct {
 	size      int64
 	chunkSize int64
 	digests   []Digest
-	hash      ChunkHash // of digests
 }
 
-func newPlan(c cid.Cid, size int64, chunks []Digest, chunkSize int, h ChunkHash) (plan, error) {
+func newPlan(c cid.Cid, size int64, chunks []Digest, chunkSize int) (plan, error) {
 	if size <= 0 || size > MaxObjectSize {
 		return plan{}, fmt.Errorf("%w: size %d out of range [1, %d]", ErrManifest, size, MaxObjectSize)
 	}
@@ -227,10 +222,7 @@ func newPlan(c cid.Cid, size int64, chunks []Digest, chunkSize int, h ChunkHash)
 		if err != nil {
 			return plan{}, fmt.Errorf("%w: %w", ErrCID, err)
 		}
-		if dm.Code != mh.SHA2_256 || len(dm.Digest) != len(Digest{}) {
-			return plan{}, fmt.Errorf("%w: %s is not a sha2-256 CID", ErrCID, c)
-		}
-		return plan{cid: c, size: size, chunkSize: size, digests: []Digest{Digest(dm.Digest)}, hash: ChunkSHA256}, nil
+		return plan{cid: c, size: size, chunkSize: size, digests: []Digest{Digest(dm.Digest)}}, nil
 	}
 	if chunkSize < MinChunkSize || chunkSize > MaxChunkSize {
 		return plan{}, fmt.Errorf("%w: chunk size %d out of range [%d, %d]", ErrManifest, chunkSize, MinChunkSize, MaxChunkSize)
@@ -238,7 +230,7 @@ func newPlan(c cid.Cid, size int64, chunks []Digest, chunkSize int, h ChunkHash)
 	if n := NumChunks(size, chunkSize); size <= int64(chunkSize) || len(chunks) != n {
 		return plan{}, fmt.Errorf("%w: %d chunk digests for %d bytes in %d-byte chunks", ErrManifest, len(chunks), size, chunkSize)
 	}
-	return plan{cid: c, size: size, chunkSize: int64(chunkSize), digests: chunks, hash: h}, nil
+	return plan{cid: c, size: size, chunkSize: int64(chunkSize), digests: chunks}, nil
 }
 
 func (p *plan) n() int { return len(p.digests) }
@@ -334,7 +326,7 @@ func (f *Fetcher) openJob(p plan) (*job, error) {
 // chunkOnDisk reports whether chunk k of the partial file hashes to its digest.
 func (j *job) chunkOnDisk(k int, buf []byte) bool {
 	off, l := j.plan.span(k)
-	h := j.plan.hash.New()
+	h := sha256.New()
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(j.file, off, l), buf); err != nil {
 		return false
 	}

@@ -227,4 +227,4 @@ var _ Opener = (*mesh.Mesh)(nil)
 
 func newSum() hash.Hash { return sha256.New() }
 
-func digestOf(p []byte) Digest { return ChunkBLAKE3.Sum(p) }
+func digestOf(p []byte) Digest { return sha256.Sum256(p) }

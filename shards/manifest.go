@@ -14,14 +14,8 @@ import (
 	"github.com/strata-mesh/strata/tensor"
 )
 
-// ManifestFormat is the value of the "format" field of the manifests this
-// version writes: chunk digests are BLAKE3-256.
-const ManifestFormat = "strata/manifest/2"
-
-// ManifestFormatSHA256 is the format of manifests written before
-// ManifestFormat, whose chunk digests are sha2-256. They are still read,
-// verified and fetched; only the chunk hash differs.
-const ManifestFormatSHA256 = "strata/manifest/1"
+// ManifestFormat is the value of the manifest's "format" field.
+const ManifestFormat = "strata/manifest/1"
 
 // Manifest limits.
 const (
@@ -39,8 +33,8 @@ const (
 // MaxObjectSize bounds one shard (and any object in a Store).
 const MaxObjectSize int64 = 4 << 30
 
-// Digest is the 256-bit digest of one chunk, by the manifest's ChunkHash.
-// In JSON it is 64 lowercase hex digits.
+// Digest is a sha2-256 digest of one chunk. In JSON it is 64 lowercase hex
+// digits.
 type Digest [sha256.Size]byte
 
 // MarshalText encodes d as lowercase hex.
@@ -58,7 +52,7 @@ func (d *Digest) UnmarshalText(b []byte) error {
 }
 
 // Ref names one shard: its CID, its size in bytes and, for a shard larger
-// than the manifest's chunk size, the digest of each chunk in order
+// than the manifest's chunk size, the sha2-256 of each chunk in order
 // (chunk k covers bytes [k·chunk_size, min((k+1)·chunk_size, size))).
 type Ref struct {
 	CID    cid.Cid
@@ -169,24 +163,15 @@ type wireManifest struct {
 	Round     *RoundInfo   `json:"round,omitempty"`
 }
 
-// NewRef describes data as a shard split into chunks of chunkSize bytes,
-// with the chunk digests of ManifestFormat.
+// NewRef describes data as a shard split into chunks of chunkSize bytes.
 func NewRef(data []byte, chunkSize int) Ref {
 	r := Ref{CID: Sum(data), Size: int64(len(data))}
 	if chunkSize > 0 && len(data) > chunkSize {
 		for off := 0; off < len(data); off += chunkSize {
-			r.Chunks = append(r.Chunks, ChunkBLAKE3.Sum(data[off:min(off+chunkSize, len(data))]))
+			r.Chunks = append(r.Chunks, sha256.Sum256(data[off:min(off+chunkSize, len(data))]))
 		}
 	}
 	return r
-}
-
-// ChunkHash returns the hash of m's chunk digests, by its format.
-func (m *Manifest) ChunkHash() ChunkHash {
-	if m.Format == ManifestFormatSHA256 {
-		return ChunkSHA256
-	}
-	return ChunkBLAKE3
 }
 
 // NumChunks is the number of chunkSize pieces in size bytes (at least 1).
@@ -215,7 +200,7 @@ func (m *Manifest) VerifyChunk(ref Ref, i int, data []byte) error {
 	if len(ref.Chunks) == 0 {
 		return Verify(ref.CID, data)
 	}
-	if m.ChunkHash().Sum(data) != ref.Chunks[i] {
+	if Digest(sha256.Sum256(data)) != ref.Chunks[i] {
 		return fmt.Errorf("%w: chunk %d of %s", ErrMismatch, i, ref.CID)
 	}
 	return nil
@@ -250,9 +235,8 @@ func (m *Manifest) Objects() []cid.Cid {
 // chunk lists consistent with them.
 func (m *Manifest) Validate() error {
 	switch {
-	case m.Format != ManifestFormat && m.Format != ManifestFormatSHA256:
-		return fmt.Errorf("%w: unknown format %.64q, want %q (or the older %q)", ErrManifest, m.Format,
-			ManifestFormat, ManifestFormatSHA256)
+	case m.Format != ManifestFormat:
+		return fmt.Errorf("%w: unknown format %.64q, want %q", ErrManifest, m.Format, ManifestFormat)
 	case len(m.Name) > MaxNameSize || !utf8.ValidString(m.Name):
 		return fmt.Errorf("%w: name must be UTF-8 of at most %d bytes", ErrManifest, MaxNameSize)
 	case m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize:

@@ -81,7 +81,7 @@ func TestManifestCanonicalLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(enc)
-	wantPrefix := `{"format":"strata/manifest/2","name":"test \u003cmodel\u003e \u0026 co","config":{"dim":64,`
+	wantPrefix := `{"format":"strata/manifest/1","name":"test \u003cmodel\u003e \u0026 co","config":{"dim":64,`
 	if !strings.HasPrefix(s, wantPrefix) {
 		t.Errorf("got prefix %.120s, want %s", s, wantPrefix)
 	}
@@ -151,7 +151,7 @@ func TestDecodeManifestRejects(t *testing.T) {
 	}{
 		{"empty", nil, "EOF"},
 		{"garbage", []byte("not json"), "invalid character"},
-		{"unknown format", replace(`strata/manifest/2`, `strata/manifest/3`), "unknown format"},
+		{"unknown format", replace(`strata/manifest/1`, `strata/manifest/2`), "unknown format"},
 		{"unknown field", replace(`"format"`, `"x":1,"format"`), "unknown field"},
 		{"whitespace", replace(`,"chunk_size"`, `, "chunk_size"`), "canonical"},
 		{"trailing newline", append(bytes.Clone(good), '\n'), "canonical"},

@@ -137,8 +137,8 @@ func (s *Store) Unpin(c cid.Cid) error {
 	return nil
 }
 
-// manifestPrefix starts every encoded manifest, of either format.
-var manifestPrefix = []byte(`{"format":"strata/manifest/`)
+// manifestPrefix starts every encoded manifest.
+var manifestPrefix = []byte(`{"format":"` + ManifestFormat + `"`)
 
 // GC removes every object that is neither pinned nor named by a pinned
 // manifest present in the store, and partial files of fetches no longer
