@@ -28,10 +28,15 @@
 //     the time as an argument, keeps only the highest Seq per peer, holds at
 //     most MaxPeers peers, and forgets peers silent for longer than its TTL
 //     (measured from local receipt, not from the advert's own timestamp).
-//   - Gossip owns one PubSub instance for its host and exactly one goroutine,
-//     which moves validated adverts into the Table and expires silent peers.
-//     Close stops it and waits for it. A node's own published adverts enter
-//     its table too. Other packages may join further topics through PubSub().
+//     Table.MarkGone hides a peer until it sends a newer advert.
+//   - Gossip owns one PubSub instance for its host and one goroutine, which
+//     moves validated adverts into the Table and expires silent peers. When
+//     the last connection to a peer in the table closes, a short-lived probe
+//     dials it again a moment later; if the dial fails the peer is marked
+//     gone and OnGone runs, so a crashed node leaves the tables of its
+//     neighbours at once rather than after the TTL. Close stops all of them
+//     and waits. A node's own published adverts enter its table too. Other
+//     packages may join further topics through PubSub().
 //
 // Time is injected through Config.Clock so expiry and staleness are testable.
 package gossip

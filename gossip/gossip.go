@@ -11,6 +11,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -83,6 +84,14 @@ type Gossip struct {
 	closed   bool
 	cbMu     sync.Mutex // serialises onUpdate calls
 	onUpdate func(Advert)
+	onGone   func(string)
+
+	host     host.Host
+	notifee  network.Notifiee
+	probeMu  sync.Mutex
+	probing  map[peer.ID]bool // peers with a probe running
+	probes   sync.WaitGroup
+	probeLag time.Duration // from a lost connection to the redial
 
 	accepted, rejected, ignored atomic.Uint64
 	scores                      atomic.Pointer[map[peer.ID]float64]
@@ -133,6 +142,9 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Gossip, error) {
 		maxSkew:     orDefault(cfg.MaxSkew, DefaultMaxSkew),
 		expireEvery: orDefault(cfg.ExpireEvery, ttl/4),
 		done:        make(chan struct{}),
+		host:        h,
+		probing:     make(map[peer.ID]bool),
+		probeLag:    probeLag,
 	}
 	g.ctx, g.cancel = context.WithCancel(ctx)
 	maxMsg := cfg.MaxMessageSize
@@ -169,8 +181,76 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Gossip, error) {
 	// Seq starts at the clock in milliseconds so a restarted node's adverts
 	// are newer than the ones peers remember from before the restart.
 	g.seq = uint64(max(clock().UnixMilli(), 0))
+	g.notifee = &network.NotifyBundle{DisconnectedF: func(n network.Network, c network.Conn) {
+		if id := c.RemotePeer(); n.Connectedness(id) != network.Connected {
+			g.probe(id)
+		}
+	}}
+	h.Network().Notify(g.notifee)
 	go g.run()
 	return g, nil
+}
+
+// Probe timing: how long after its last connection closed a peer in the
+// table is dialled again, and how long that dial may take.
+const (
+	probeLag     = 250 * time.Millisecond
+	probeTimeout = 3 * time.Second
+)
+
+// probe checks a peer whose last connection closed: unless it is
+// connected again by then, it is dialled once, and if that fails it is
+// marked gone in the table (Table.MarkGone) and OnGone runs. A process
+// that crashed or quit refuses the dial at once, so the mesh stops routing
+// to it and re-covers its blocks in well under a second instead of after
+// the TTL. A peer that is alive but was only disconnected (say by a
+// connection limit) answers the dial and stays.
+func (g *Gossip) probe(id peer.ID) {
+	if id == g.self {
+		return
+	}
+	if _, ok := g.table.Get(id); !ok {
+		return
+	}
+	g.probeMu.Lock()
+	if g.probing[id] || g.ctx.Err() != nil {
+		g.probeMu.Unlock()
+		return
+	}
+	g.probing[id] = true
+	g.probes.Add(1)
+	g.probeMu.Unlock()
+	go func() {
+		defer g.probes.Done()
+		defer func() {
+			g.probeMu.Lock()
+			delete(g.probing, id)
+			g.probeMu.Unlock()
+		}()
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-time.After(g.probeLag):
+		}
+		if g.host.Network().Connectedness(id) == network.Connected {
+			return
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, probeTimeout)
+		err := g.host.Connect(ctx, peer.AddrInfo{ID: id})
+		cancel()
+		if err == nil || g.ctx.Err() != nil {
+			return
+		}
+		if g.table.MarkGone(id) {
+			g.log.Info("gossip: peer unreachable after its connection closed; hiding its advert", "peer", id, "err", err)
+			g.cbMu.Lock()
+			f := g.onGone
+			g.cbMu.Unlock()
+			if f != nil {
+				f(id.String())
+			}
+		}
+	}()
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -193,6 +273,15 @@ func (g *Gossip) Table() *Table { return g.table }
 func (g *Gossip) OnUpdate(f func(Advert)) {
 	g.cbMu.Lock()
 	g.onUpdate = f
+	g.cbMu.Unlock()
+}
+
+// OnGone sets a function called with the id of each peer the table hides
+// because its connection closed and a redial failed (see Table.MarkGone).
+// f must not block for long. Passing nil removes the callback.
+func (g *Gossip) OnGone(f func(peer string)) {
+	g.cbMu.Lock()
+	g.onGone = f
 	g.cbMu.Unlock()
 }
 
@@ -303,11 +392,15 @@ func (g *Gossip) Close() error {
 		g.mu.Lock()
 		g.closed = true
 		g.mu.Unlock()
+		g.host.Network().StopNotify(g.notifee)
 		g.sub.Cancel()
 		// Cancelling the context stops GossipSub itself, which releases
 		// the topic and its stream handlers.
 		g.cancel()
 		<-g.done
+		g.probeMu.Lock()   // no probe starts once ctx is cancelled
+		g.probeMu.Unlock() //nolint:staticcheck // orders Add before Wait
+		g.probes.Wait()
 	})
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
@@ -365,4 +366,66 @@ func TestCloseReleasesGoroutines(t *testing.T) {
 	eventually(t, 10*time.Second, fmt.Sprintf("goroutines to return to %d", before), nil, func() bool {
 		return runtime.NumGoroutine() <= before+2
 	})
+}
+
+// TestGonePeerHidden checks the probe on lost connections: a peer that
+// was only disconnected answers the redial and stays in the tables; a
+// peer whose host closed (a crashed process) is hidden at once, long
+// before the TTL, and OnGone names it.
+func TestGonePeerHidden(t *testing.T) {
+	hs := []host.Host{newHost(t), newHost(t), newHost(t)}
+	link(t, hs[0], hs[1])
+	link(t, hs[0], hs[2])
+	link(t, hs[1], hs[2])
+	var gs []*Gossip
+	for _, h := range hs {
+		gs = append(gs, newGossip(t, h, Config{TTL: time.Hour}))
+	}
+	var mu sync.Mutex
+	var goneAt0 []string
+	gs[0].OnGone(func(id string) {
+		mu.Lock()
+		goneAt0 = append(goneAt0, id)
+		mu.Unlock()
+	})
+	ctx := context.Background()
+	publishAll := func() {
+		for i, g := range gs {
+			if err := g.Publish(ctx, advertFor(hs[i], "v")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, 20*time.Second, "every table to hold all three peers", publishAll, func() bool {
+		return gs[0].Table().Len() == 3 && gs[1].Table().Len() == 3 && gs[2].Table().Len() == 3
+	})
+
+	// A dropped connection to a live peer: the probe reconnects.
+	if err := hs[0].Network().ClosePeer(hs[1].ID()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "node 0 to reconnect to node 1", nil, func() bool {
+		return hs[0].Network().Connectedness(hs[1].ID()) == network.Connected
+	})
+	time.Sleep(2 * probeLag)
+	if _, ok := gs[0].Table().Get(hs[1].ID()); !ok {
+		t.Error("a live peer whose connection was closed was hidden")
+	}
+
+	// A crashed peer: its host is gone, the redial is refused.
+	gs[2].Close()
+	hs[2].Close()
+	eventually(t, 10*time.Second, "nodes 0 and 1 to hide node 2", nil, func() bool {
+		_, at0 := gs[0].Table().Get(hs[2].ID())
+		_, at1 := gs[1].Table().Get(hs[2].ID())
+		return !at0 && !at1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(goneAt0) != 1 || goneAt0[0] != hs[2].ID().String() {
+		t.Errorf("OnGone at node 0 got %v, want only node 2", goneAt0)
+	}
+	if gs[0].Table().Len() != 2 {
+		t.Errorf("node 0's table holds %d peers, want 2", gs[0].Table().Len())
+	}
 }

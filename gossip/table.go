@@ -29,6 +29,9 @@ type Table struct {
 type entry struct {
 	ad   Advert
 	seen time.Time // local receipt time of ad
+	// gone marks a peer found unreachable (MarkGone): the table hides it
+	// but keeps its Seq, so only a newer advert brings it back.
+	gone bool
 }
 
 // NewTable returns a table that forgets peers silent for longer than ttl
@@ -91,12 +94,29 @@ func (t *Table) Expire(now time.Time) []peer.ID {
 	return gone
 }
 
-// Get returns the newest advert of id.
+// MarkGone hides id until an advert newer than its current one arrives,
+// and reports whether a visible peer was hidden. Callers mark a peer whose
+// connection closed and that cannot be dialled again, so the mesh stops
+// routing to it and others take over its blocks without waiting for the
+// TTL.
+func (t *Table) MarkGone(id peer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.peers[id]
+	if !ok || e.gone {
+		return false
+	}
+	e.gone = true
+	t.peers[id] = e
+	return true
+}
+
+// Get returns the newest advert of id, unless id is gone.
 func (t *Table) Get(id peer.ID) (Advert, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.peers[id]
-	if !ok {
+	if !ok || e.gone {
 		return Advert{}, false
 	}
 	return clone(e.ad), true
@@ -110,14 +130,21 @@ func (t *Table) seq(id peer.ID) (uint64, bool) {
 	return e.ad.Seq, ok
 }
 
-// Len returns the number of peers in the table.
+// Len returns the number of peers in the table, gone ones excepted.
 func (t *Table) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.peers)
+	n := 0
+	for _, e := range t.peers {
+		if !e.gone {
+			n++
+		}
+	}
+	return n
 }
 
-// All returns every advert, sorted by peer id (byte order).
+// All returns every advert but those of gone peers, sorted by peer id
+// (byte order).
 func (t *Table) All() []Advert {
 	return t.filter(func(*Advert) bool { return true }, byPeer)
 }
@@ -137,7 +164,7 @@ func (t *Table) filter(keep func(*Advert) bool, order func(x, y Advert) int) []A
 	t.mu.Lock()
 	out := make([]Advert, 0, len(t.peers))
 	for _, e := range t.peers {
-		if keep(&e.ad) {
+		if !e.gone && keep(&e.ad) {
 			out = append(out, clone(e.ad))
 		}
 	}

@@ -160,3 +160,35 @@ func TestTableConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestTableMarkGone(t *testing.T) {
+	var tab Table
+	a := validAdvert(t)
+	if tab.MarkGone(a.Peer) {
+		t.Error("MarkGone of an unknown peer reported a change")
+	}
+	tab.Update(a, t0)
+	if !tab.MarkGone(a.Peer) || tab.MarkGone(a.Peer) {
+		t.Fatal("MarkGone: want true once, then false")
+	}
+	if _, ok := tab.Get(a.Peer); ok || tab.Len() != 0 || len(tab.All()) != 0 || len(tab.Servers(a.Model)) != 0 {
+		t.Fatal("a gone peer is still visible")
+	}
+	// Its own adverts in flight do not bring it back; a newer one does.
+	if tab.Update(a, t0) {
+		t.Error("the same advert again revived a gone peer")
+	}
+	newer := a
+	newer.Seq++
+	if !tab.Update(newer, t0) {
+		t.Fatal("a newer advert did not revive a gone peer")
+	}
+	if got := tab.Servers(a.Model); len(got) != 1 || got[0].Seq != newer.Seq {
+		t.Fatalf("Servers after revival = %+v", got)
+	}
+	// Gone peers still expire.
+	tab.MarkGone(a.Peer)
+	if gone := tab.Expire(t0.Add(time.Hour)); len(gone) != 1 {
+		t.Errorf("Expire removed %v, want the gone peer", gone)
+	}
+}

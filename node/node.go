@@ -38,6 +38,9 @@ type Node struct {
 	gossip  *gossip.Gossip
 	fetcher *shards.Fetcher
 	rng     *rand.Rand // placement jitter; used by the placement goroutine only
+	// peerGone wakes the placement goroutine when gossip finds a peer gone,
+	// so its blocks are picked up without waiting for the next re-check.
+	peerGone chan struct{}
 
 	// The version served; replaced as a training run commits new ones.
 	v atomic.Pointer[version]
@@ -236,6 +239,13 @@ func open(ctx context.Context, cfg Config) (*Node, context.Context, error) {
 		n.Close()
 		return nil, nil, err
 	}
+	n.peerGone = make(chan struct{}, 1)
+	n.gossip.OnGone(func(string) {
+		select {
+		case n.peerGone <- struct{}{}:
+		default:
+		}
+	})
 	n.capacity = Measure(nil, 0, 0)
 	n.wg.Add(1)
 	go n.advertise(ctx)

@@ -75,9 +75,10 @@ func (n *Node) maxBlocks() int {
 	return int(min(max(free/size, 1), int64(layers)))
 }
 
-// replace re-checks the placement every RecheckEvery (with jitter) and
-// moves to a better span when infer.Place says the gain is clear. The old
-// span keeps serving until the new one is loaded.
+// replace re-checks the placement every RecheckEvery (with jitter), and
+// within half of that after gossip finds a peer gone, and moves to a
+// better span when infer.Place says the gain is clear. The old span keeps
+// serving until the new one is loaded.
 func (n *Node) replace(ctx context.Context) {
 	defer n.wg.Done()
 	for {
@@ -86,6 +87,14 @@ func (n *Node) replace(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-n.peerGone:
+			// Jitter spreads the nodes that lost the same peer, so the
+			// first to move is seen by the others before they decide.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(n.rng.Int64N(int64(n.cfg.RecheckEvery)/2 + 1))):
+			}
 		}
 		sp, move := infer.Place(n.placement())
 		if !move {
