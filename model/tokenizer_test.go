@@ -153,6 +153,31 @@ func TestDecodeRules(t *testing.T) {
 	}
 }
 
+// TestPrintKeepsUTF8Bytes checks that the byte-fallback tokens of a
+// character outside the vocabulary print as its UTF-8 bytes, which run.c's
+// safe_printf would drop, while control bytes are still dropped.
+func TestPrintKeepsUTF8Bytes(t *testing.T) {
+	tk, _ := tok512(t)
+	var out string
+	prev := 5
+	for _, b := range []byte("😀é") {
+		tok := 3 + int(b) // <0xXX>
+		out += tk.Print(prev, tok)
+		prev = tok
+	}
+	if out != "😀é" {
+		t.Errorf("byte tokens of %q printed %q", "😀é", out)
+	}
+	for _, b := range []byte{0x01, 0x1b, 0x7f} {
+		if got := tk.Print(5, 3+int(b)); got != "" {
+			t.Errorf("Print(<0x%02X>) = %q, want nothing (a control byte)", b, got)
+		}
+	}
+	if got := tk.Print(5, 13); got != "\n" {
+		t.Errorf("Print(<0x0A>) = %q, want a newline", got)
+	}
+}
+
 func TestSafePrint(t *testing.T) {
 	cases := map[string]string{
 		"": "", "a": "a", " ": " ", "\n": "\n", "\x01": "", "\x7f": "", "\xe9": "",

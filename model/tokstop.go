@@ -33,13 +33,22 @@ func (t *Tokenizer) IsStop(id int) bool {
 	return ok
 }
 
-// Print returns the text a generator shows for token tok after prev:
-// SafePrint(Decode(prev, tok)) for a llama2.c tokenizer, as run.c prints;
-// for byte-level BPE the token's bytes unfiltered, since one character
-// may take several tokens of one byte each.
+// Print returns the text a generator shows for token tok after prev. For
+// byte-level BPE it is the token's bytes unfiltered, since one character
+// may take several tokens of one byte each. For a SentencePiece-style
+// (llama2.c or GGUF "llama") tokenizer it is what run.c prints
+// (SafePrint(Decode(prev, tok))), except that a byte-fallback token of a
+// byte 0x80 or above is kept: run.c drops it, losing every character the
+// vocabulary spells in bytes (an emoji is four such tokens), while a
+// client joining the pieces gets the UTF-8 text back. Control bytes are
+// still dropped, as run.c does.
 func (t *Tokenizer) Print(prev, tok int) string {
 	if t.bpe != nil {
 		return t.bpeDecode(tok)
 	}
-	return SafePrint(t.Decode(prev, tok))
+	piece := t.Decode(prev, tok)
+	if len(piece) == 1 && piece[0] >= 0x80 {
+		return piece
+	}
+	return SafePrint(piece)
 }
