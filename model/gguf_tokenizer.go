@@ -22,7 +22,16 @@ const (
 func (f *ggufFile) tokenizer() (*Tokenizer, error) {
 	model := f.kv["tokenizer.ggml.model"]
 	if model.typ == ggufString && model.s == "gpt2" {
-		return f.bpeTokenizer()
+		tok, err := f.bpeTokenizer()
+		if err != nil {
+			return nil, err
+		}
+		// A chat template of a known family whose markers this vocabulary
+		// has sets the chat format; any other template is left unused.
+		if ct, ok := f.kv["tokenizer.chat_template"]; ok && ct.typ == ggufString {
+			_ = tok.SetChat(DetectChat(ct.s))
+		}
+		return tok, nil
 	}
 	if model.typ != ggufString || model.s != "llama" {
 		return nil, fmt.Errorf("%w: GGUF tokenizer.ggml.model is %s %q; only \"llama\" (SentencePiece) and \"gpt2\" (byte-level BPE) are supported",

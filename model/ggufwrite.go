@@ -331,5 +331,18 @@ func (t *Tokenizer) ggufBPE() ([]ggufEntry, error) {
 			kvs = append(kvs, ggufEntry{key, uint32(b.cfg.Stop[k])})
 		}
 	}
+	if tmpl, ok := chatTemplates[t.chat]; ok {
+		kvs = append(kvs, ggufEntry{"tokenizer.chat_template", tmpl})
+	}
 	return kvs, nil
+}
+
+// chatTemplates are Jinja chat templates of the chat formats, written into
+// exported GGUF files; each lays messages out as RenderChat does.
+var chatTemplates = map[string]string{
+	ChatML: "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}" +
+		"{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+	ChatLlama3: "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + " +
+		"message['content'] | trim + '<|eot_id|>' }}{% endfor %}" +
+		"{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
 }

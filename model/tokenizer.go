@@ -38,6 +38,9 @@ type Tokenizer struct {
 	// Encode, Decode and MarshalBinary then follow; pieces hold each
 	// token's bytes, scores and lookup are unused.
 	bpe *bpe
+	// chat is the chat format (see SetChat), "" for none. It is not part
+	// of MarshalBinary; shards keep it in the head's metadata.
+	chat string
 }
 
 // newTokenizer builds the lookup table. Pieces must be NUL-free.

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/strata-mesh/strata/infer"
+	"github.com/strata-mesh/strata/model"
 )
 
 // The OpenAI-compatible API. Requests enter the mesh through Node.Generate,
@@ -382,15 +383,17 @@ func (n *Node) handleCompletions(w http.ResponseWriter, r *http.Request) {
 // chatStop ends a chat reply where the model starts the user's next turn.
 const chatStop = "\nUser:"
 
-// chatPrompt renders messages with the plain template used for models
-// without a chat template of their own: each message becomes
+// chatPrompt renders messages in the model's chat format (model.RenderChat)
+// when its tokenizer has one, and otherwise with the plain template used
+// for models without a chat template of their own: each message becomes
 // "<Role>: <content>\n", with the role capitalised (System, Developer,
 // User, Assistant, Tool), and the prompt ends with "Assistant:" for the
-// model to continue. Generation also stops at "\nUser:", where the model
+// model to continue. It returns the prompt and the strings that end the
+// reply: the format's end-of-turn markers, or "\nUser:", where the model
 // would begin the next user turn.
-func chatPrompt(msgs []chatMessage) (string, *apiError) {
-	bad := func(format string, a ...any) (string, *apiError) {
-		return "", &apiError{Status: http.StatusBadRequest, Type: typeInvalid, Param: "messages", Message: fmt.Sprintf(format, a...)}
+func chatPrompt(format string, msgs []chatMessage) (string, []string, *apiError) {
+	bad := func(f string, a ...any) (string, []string, *apiError) {
+		return "", nil, &apiError{Status: http.StatusBadRequest, Type: typeInvalid, Param: "messages", Message: fmt.Sprintf(f, a...)}
 	}
 	if len(msgs) == 0 {
 		return bad("messages is empty; send at least one message")
@@ -409,8 +412,19 @@ func chatPrompt(msgs []chatMessage) (string, *apiError) {
 		}
 		fmt.Fprintf(&sb, "%s: %s\n", role, m.Content)
 	}
+	if format != "" {
+		ms := make([]model.ChatMessage, len(msgs))
+		for i, m := range msgs {
+			ms[i] = model.ChatMessage{Role: m.Role, Content: string(m.Content)}
+		}
+		prompt, stops, err := model.RenderChat(format, ms)
+		if err != nil {
+			return "", nil, &apiError{Status: http.StatusInternalServerError, Type: typeServer, Message: err.Error()}
+		}
+		return prompt, stops, nil
+	}
 	sb.WriteString("Assistant:")
-	return sb.String(), nil
+	return sb.String(), []string{chatStop}, nil
 }
 
 // handleChat serves POST /v1/chat/completions with the template of
@@ -429,14 +443,19 @@ func (n *Node) handleChat(w http.ResponseWriter, r *http.Request) {
 	if e == nil && cr.Logprobs != nil && *cr.Logprobs {
 		e = &apiError{Status: http.StatusBadRequest, Type: typeInvalid, Param: "logprobs", Message: "logprobs are not supported"}
 	}
+	var ends []string
 	if e == nil {
-		req.Prompt, e = chatPrompt(cr.Messages)
+		var format string
+		if tok := n.ver().tok; tok != nil {
+			format = tok.Chat()
+		}
+		req.Prompt, ends, e = chatPrompt(format, cr.Messages)
 	}
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	stops = append(stops, chatStop)
+	stops = append(stops, ends...)
 	obj := chatObject{ID: "chatcmpl-" + rand.Text(), Object: "chat.completion", Created: time.Now().Unix(), Model: req.Model}
 	ctx := r.Context()
 	if !cr.Stream {

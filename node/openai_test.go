@@ -286,10 +286,16 @@ func FuzzOpenAIRequest(f *testing.F) {
 				return
 			}
 			if req, stops, ae = n.prepare(&cr.sampling, cr.MaxTokens, 0); ae == nil {
-				req.Prompt, ae = chatPrompt(cr.Messages)
+				req.Prompt, _, ae = chatPrompt("", cr.Messages)
 			}
 			if ae == nil && !strings.HasSuffix(req.Prompt, "Assistant:") {
 				t.Errorf("chat prompt %q does not end with the assistant's turn", req.Prompt)
+			}
+			if ae == nil {
+				p, ends, e := chatPrompt(model.ChatML, cr.Messages)
+				if e != nil || !strings.HasSuffix(p, "<|im_start|>assistant\n") || len(ends) == 0 {
+					t.Errorf("ChatML prompt %q, stops %q, error %v: want the assistant's turn opened", p, ends, e)
+				}
 			}
 		} else {
 			var cr completionRequest

@@ -2,6 +2,7 @@ package shards
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"slices"
 	"testing"
@@ -56,6 +57,53 @@ func TestHeadBPETokenizer(t *testing.T) {
 	})
 	if _, _, err := DecodeHead(cfg, bad); err == nil {
 		t.Error("DecodeHead read BPE bytes labelled llama2c")
+	}
+	if f.Metadata[MetaChat] != "" {
+		t.Errorf("a tokenizer without a chat format wrote %s %q", MetaChat, f.Metadata[MetaChat])
+	}
+}
+
+// TestHeadChatFormat: the chat format of a head's tokenizer travels in the
+// head's metadata; a format the tokenizer cannot render, an unknown one or
+// an empty one is refused.
+func TestHeadChatFormat(t *testing.T) {
+	cfg := tinyConfig(true)
+	c := model.BPEConfig{Pre: model.PreQwen2, BOS: -1, EOS: 299}
+	for b := range 256 {
+		c.Tokens = append(c.Tokens, model.BPEToken{Text: model.ByteLevelEncode(string([]byte{byte(b)})), Kind: model.BPENormal})
+	}
+	for len(c.Tokens) < 297 {
+		c.Tokens = append(c.Tokens, model.BPEToken{})
+	}
+	for _, s := range []string{"<|im_start|>", "<|im_end|>", "<|endoftext|>"} {
+		c.Tokens = append(c.Tokens, model.BPEToken{Text: s, Kind: model.BPESpecial})
+	}
+	tok, err := model.NewBPE(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.SetChat(model.ChatML); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := EncodeHead(cfg, model.Synth(cfg, 2).Head, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, back, err := DecodeHead(cfg, enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Chat() != model.ChatML {
+		t.Errorf("chat format after the round trip %q, want %q", back.Chat(), model.ChatML)
+	}
+	for _, v := range []string{"", "llama3", "vicuna"} {
+		bad := reencode(t, enc, func(meta map[string]string, ts []Tensor) []Tensor {
+			meta[MetaChat] = v
+			return ts
+		})
+		if _, _, err := DecodeHead(cfg, bad); !errors.Is(err, ErrShard) {
+			t.Errorf("head with chat format %q: err = %v, want ErrShard", v, err)
+		}
 	}
 }
 

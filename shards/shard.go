@@ -16,6 +16,7 @@ const (
 	MetaKind      = "strata.kind"      // "block" or "head"
 	MetaIndex     = "strata.index"     // block index, decimal
 	MetaTokenizer = "strata.tokenizer" // tokenizer format of a head shard
+	MetaChat      = "strata.chat"      // chat format of a head shard's tokenizer, when it has one
 	KindBlock     = "block"
 	KindHead      = "head"
 	// TokenizerLlama2C names the llama2.c tokenizer.bin byte format.
@@ -131,7 +132,8 @@ func DecodeBlock(cfg model.Config, i int, data []byte) (*model.Block, error) {
 // EncodeHead encodes the head shard: the head's F32 tensors, the tokenizer
 // as a U8 tensor "tokenizer" in its format (tok.MarshalBinary), and metadata
 // {"strata.kind":"head","strata.tokenizer":FORMAT}, FORMAT "llama2c" or, for
-// a byte-level BPE tokenizer, "bpe" (model.Tokenizer.Format).
+// a byte-level BPE tokenizer, "bpe" (model.Tokenizer.Format), plus
+// "strata.chat" naming the tokenizer's chat format when it has one.
 func EncodeHead(cfg model.Config, h *model.Head, tok *model.Tokenizer) ([]byte, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrShard, err)
@@ -151,7 +153,11 @@ func EncodeHead(cfg model.Config, h *model.Head, tok *model.Tokenizer) ([]byte, 
 		return nil, fmt.Errorf("%w: tokenizer: %w", ErrShard, err)
 	}
 	ts = append(ts, Tensor{Name: TokenizerTensor, DType: U8, Shape: []int{len(tb)}, Data: tb})
-	return Encode(map[string]string{MetaKind: KindHead, MetaTokenizer: tok.Format()}, ts)
+	meta := map[string]string{MetaKind: KindHead, MetaTokenizer: tok.Format()}
+	if c := tok.Chat(); c != "" {
+		meta[MetaChat] = c
+	}
+	return Encode(meta, ts)
 }
 
 // DecodeHead decodes a head shard into the head weights and the tokenizer.
@@ -189,6 +195,14 @@ func DecodeHead(cfg model.Config, data []byte) (*model.Head, *model.Tokenizer, e
 	tok, err := model.ReadTokenizerFormat(tf, tokData, cfg.VocabSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: tokenizer: %w", ErrShard, err)
+	}
+	if c, ok := f.Metadata[MetaChat]; ok {
+		if c == "" {
+			return nil, nil, fmt.Errorf("%w: empty chat format", ErrShard)
+		}
+		if err := tok.SetChat(c); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrShard, err)
+		}
 	}
 	ts, err := fromF32(rest)
 	if err != nil {

@@ -64,7 +64,34 @@ func readHFDir(dir, tokenizer string) (*model.Model, *model.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint %s: tokenizer.json: %w", dir, err)
 	}
+	if err := readChatTemplate(dir, tok); err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
 	return m, tok, nil
+}
+
+// readChatTemplate sets tok's chat format from the chat template of dir's
+// tokenizer_config.json, if the file exists and the template is of a
+// family model.RenderChat knows and tok has the markers of.
+func readChatTemplate(dir string, tok *model.Tokenizer) error {
+	f, err := os.Open(filepath.Join(dir, "tokenizer_config.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, model.MaxTokenizerJSON+1))
+	if err != nil {
+		return fmt.Errorf("tokenizer_config.json: %w", err)
+	}
+	tmpl, err := model.ChatTemplateFromConfig(data)
+	if err != nil {
+		return err
+	}
+	_ = tok.SetChat(model.DetectChat(tmpl))
+	return nil
 }
 
 // readHFWeights reads config.json and model.safetensors of dir, or, when
