@@ -170,3 +170,20 @@ func TestGGUFChatRoundTrip(t *testing.T) {
 		t.Errorf("a tokenizer without a chat format read back with %v", back)
 	}
 }
+
+// FuzzChatTemplateFromConfig: any tokenizer_config.json gives a template
+// or an ErrFormat error, never a panic, and DetectChat takes any template.
+func FuzzChatTemplateFromConfig(f *testing.F) {
+	f.Add([]byte(`{"chat_template":"<|im_start|>{{ m }}<|im_end|>"}`))
+	f.Add([]byte(`{"chat_template":[{"name":"default","template":"<|start_header_id|><|eot_id|>"}]}`))
+	f.Add([]byte(`{"chat_template":null,"eos_token":"</s>"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tmpl, err := ChatTemplateFromConfig(data)
+		if err != nil && !errors.Is(err, ErrFormat) {
+			t.Fatalf("error %v does not wrap ErrFormat", err)
+		}
+		if f := DetectChat(tmpl); f != "" && f != ChatML && f != ChatLlama3 {
+			t.Fatalf("DetectChat gave %q", f)
+		}
+	})
+}

@@ -56,7 +56,9 @@
 // tensors, plus the tokenizer as a U8 tensor "tokenizer" holding the
 // llama2.c tokenizer.bin bytes, with metadata
 // {"strata.kind":"head","strata.tokenizer":"llama2c"} (or, for a byte-level
-// BPE tokenizer, model.ReadBPE's format and "strata.tokenizer":"bpe"). A
+// BPE tokenizer, model.ReadBPE's format and "strata.tokenizer":"bpe", and
+// "strata.chat" naming its chat format, model.ChatML or model.ChatLlama3,
+// when it has one). A
 // block of a model with q/k/v biases (Qwen2) also holds "bq", "bk" and "bv"
 // in F32 after its other tensors. DecodeBlock and
 // DecodeHead check the metadata and that the tensors are exactly those of
