@@ -30,42 +30,7 @@ type Client struct {
 // node is the entry peer of the request. Failures other than emit's and
 // ctx's name that peer.
 func (c Client) Query(ctx context.Context, addr string, req infer.Request, emit func(infer.Token) error) (infer.Stats, error) {
-	return Query(c.with(ctx), addr, req, emit, c.Logger)
-}
-
-// Status asks the node at addr for its status (see QueryStatus).
-func (c Client) Status(ctx context.Context, addr string) (Status, []byte, error) {
-	return QueryStatus(c.with(ctx), addr, c.Logger)
-}
-
-// Rounds asks the node at addr for its training run and history (see
-// QueryRounds).
-func (c Client) Rounds(ctx context.Context, addr string) (RunInfo, error) {
-	return QueryRounds(c.with(ctx), addr, c.Logger)
-}
-
-// Reach connects to the node at addr and hangs up, to tell early whether
-// it can be reached at all (for example with this client's swarm key).
-func (c Client) Reach(ctx context.Context, addr string) error {
-	m, _, err := connect(c.with(ctx), addr, c.Logger)
-	if err != nil {
-		return err
-	}
-	return m.Close()
-}
-
-// clientKey carries a Client's settings in the context of one request:
-// the package-level query functions share one dial, which reads them from
-// there, so each takes no further arguments.
-type clientKey struct{}
-
-func (c Client) with(ctx context.Context) context.Context {
-	return context.WithValue(ctx, clientKey{}, c)
-}
-
-// Query is Client.Query with the zero Client and log as its logger.
-func Query(ctx context.Context, addr string, req infer.Request, emit func(infer.Token) error, log *slog.Logger) (infer.Stats, error) {
-	rw, peer, done, err := dial(ctx, addr, infer.GenerateProtocolID, log)
+	rw, peer, done, err := c.dial(ctx, addr, infer.GenerateProtocolID)
 	if errors.Is(err, errNoProtocol) {
 		return infer.Stats{}, fmt.Errorf("node: %s does not answer generate requests (is it serving a model?): %w", peer, err)
 	}
@@ -86,6 +51,21 @@ func Query(ctx context.Context, addr string, req infer.Request, emit func(infer.
 	return st, fmt.Errorf("node: generation via %s: %w", peer, err)
 }
 
+// Reach connects to the node at addr and hangs up, to tell early whether
+// it can be reached at all (for example with this client's swarm key).
+func (c Client) Reach(ctx context.Context, addr string) error {
+	m, _, err := c.connect(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return m.Close()
+}
+
+// Query is Client.Query with the zero Client and log as its logger.
+func Query(ctx context.Context, addr string, req infer.Request, emit func(infer.Token) error, log *slog.Logger) (infer.Stats, error) {
+	return Client{Logger: log}.Query(ctx, addr, req, emit)
+}
+
 // errNoProtocol: the dialled node did not open a stream of the protocol.
 var errNoProtocol = errors.New("no stream of the protocol")
 
@@ -93,10 +73,9 @@ var errNoProtocol = errors.New("no stream of the protocol")
 // a throwaway host and opens a stream of proto. It returns the stream, the
 // node's peer id and a function that closes both. If the node cannot be
 // reached the error says so; if it does not open the stream, the error
-// wraps errNoProtocol, so callers can say what the node should serve. The
-// Client in ctx, if any, gives the swarm key.
-func dial(ctx context.Context, addr, proto string, log *slog.Logger) (io.ReadWriteCloser, string, func(), error) {
-	m, peer, err := connect(ctx, addr, log)
+// wraps errNoProtocol, so callers can say what the node should serve.
+func (c Client) dial(ctx context.Context, addr, proto string) (io.ReadWriteCloser, string, func(), error) {
+	m, peer, err := c.connect(ctx, addr)
 	if err != nil {
 		return nil, peer, nil, err
 	}
@@ -108,10 +87,9 @@ func dial(ctx context.Context, addr, proto string, log *slog.Logger) (io.ReadWri
 	return rw, peer, func() { rw.Close(); m.Close() }, nil
 }
 
-// connect starts a throwaway host (on the private mesh of the swarm key
-// of the Client in ctx, if any) and connects it to the node at addr.
-func connect(ctx context.Context, addr string, log *slog.Logger) (*mesh.Mesh, string, error) {
-	c, _ := ctx.Value(clientKey{}).(Client)
+// connect starts a throwaway host (on the private mesh of c's swarm key,
+// if any) and connects it to the node at addr.
+func (c Client) connect(ctx context.Context, addr string) (*mesh.Mesh, string, error) {
 	info, err := mesh.ParseAddr(addr)
 	if err != nil {
 		return nil, "", err
@@ -124,7 +102,7 @@ func connect(ctx context.Context, addr string, log *slog.Logger) (*mesh.Mesh, st
 	if err != nil {
 		return nil, peer, err
 	}
-	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: log, NoDHT: true, PSK: c.SwarmKey})
+	m, err := mesh.New(ctx, mesh.Config{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: c.Logger, NoDHT: true, PSK: c.SwarmKey})
 	if err != nil {
 		return nil, peer, err
 	}

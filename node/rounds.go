@@ -64,12 +64,17 @@ func (n *Node) serveRounds(rw io.ReadWriteCloser, remote string) {
 	}
 }
 
-// QueryRounds asks the node at addr (a full multiaddr ending in /p2p/ID)
-// for its training run and history.
+// QueryRounds is Client.Rounds with the zero Client and log as its logger.
 func QueryRounds(ctx context.Context, addr string, log *slog.Logger) (RunInfo, error) {
+	return Client{Logger: log}.Rounds(ctx, addr)
+}
+
+// Rounds asks the node at addr (a full multiaddr ending in /p2p/ID) for
+// its training run and history.
+func (c Client) Rounds(ctx context.Context, addr string) (RunInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rw, peer, done, err := dial(ctx, addr, RoundsProtocol, log)
+	rw, peer, done, err := c.dial(ctx, addr, RoundsProtocol)
 	if errors.Is(err, errNoProtocol) {
 		return RunInfo{}, fmt.Errorf("node: %s does not answer rounds queries: %w", peer, err)
 	}

@@ -34,14 +34,19 @@ func (n *Node) serveStatus(rw io.ReadWriteCloser, remote string) {
 	}
 }
 
-// QueryStatus asks the node at addr (a full multiaddr ending in /p2p/ID)
-// for its status over StatusProtocol. It returns the status and the JSON
-// document as it came.
+// QueryStatus is Client.Status with the zero Client and log as its logger.
 func QueryStatus(ctx context.Context, addr string, log *slog.Logger) (Status, []byte, error) {
+	return Client{Logger: log}.Status(ctx, addr)
+}
+
+// Status asks the node at addr (a full multiaddr ending in /p2p/ID) for
+// its status over StatusProtocol. It returns the status and the JSON
+// document as it came.
+func (c Client) Status(ctx context.Context, addr string) (Status, []byte, error) {
 	var st Status
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rw, peer, done, err := dial(ctx, addr, StatusProtocol, log)
+	rw, peer, done, err := c.dial(ctx, addr, StatusProtocol)
 	if errors.Is(err, errNoProtocol) {
 		return st, nil, fmt.Errorf("node: %s does not answer status queries (is it a Strata node of version %s or later?): %w",
 			peer, Version, err)
