@@ -86,12 +86,11 @@ type Gossip struct {
 	onUpdate func(Advert)
 	onGone   func(string)
 
-	host     host.Host
-	notifee  network.Notifiee
-	probeMu  sync.Mutex
-	probing  map[peer.ID]bool // peers with a probe running
-	probes   sync.WaitGroup
-	probeLag time.Duration // from a lost connection to the redial
+	host    host.Host
+	notifee network.Notifiee
+	probeMu sync.Mutex
+	probing map[peer.ID]bool // peers with a probe running
+	probes  sync.WaitGroup
 
 	accepted, rejected, ignored atomic.Uint64
 	scores                      atomic.Pointer[map[peer.ID]float64]
@@ -144,7 +143,6 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Gossip, error) {
 		done:        make(chan struct{}),
 		host:        h,
 		probing:     make(map[peer.ID]bool),
-		probeLag:    probeLag,
 	}
 	g.ctx, g.cancel = context.WithCancel(ctx)
 	maxMsg := cfg.MaxMessageSize
@@ -230,7 +228,7 @@ func (g *Gossip) probe(id peer.ID) {
 		select {
 		case <-g.ctx.Done():
 			return
-		case <-time.After(g.probeLag):
+		case <-time.After(probeLag):
 		}
 		if g.host.Network().Connectedness(id) == network.Connected {
 			return

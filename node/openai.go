@@ -401,27 +401,25 @@ func chatPrompt(format string, msgs []chatMessage) (string, []string, *apiError)
 	if len(msgs) > maxChatEntries {
 		return bad("%d messages exceed the limit of %d", len(msgs), maxChatEntries)
 	}
-	var sb strings.Builder
+	ms := make([]model.ChatMessage, len(msgs))
 	for i, m := range msgs {
-		var role string
 		switch m.Role {
 		case "system", "developer", "user", "assistant", "tool":
-			role = strings.ToUpper(m.Role[:1]) + m.Role[1:]
 		default:
 			return bad("messages[%d]: unknown role %q; use system, developer, user, assistant or tool", i, m.Role)
 		}
-		fmt.Fprintf(&sb, "%s: %s\n", role, m.Content)
+		ms[i] = model.ChatMessage{Role: m.Role, Content: string(m.Content)}
 	}
 	if format != "" {
-		ms := make([]model.ChatMessage, len(msgs))
-		for i, m := range msgs {
-			ms[i] = model.ChatMessage{Role: m.Role, Content: string(m.Content)}
-		}
 		prompt, stops, err := model.RenderChat(format, ms)
 		if err != nil {
 			return "", nil, &apiError{Status: http.StatusInternalServerError, Type: typeServer, Message: err.Error()}
 		}
 		return prompt, stops, nil
+	}
+	var sb strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&sb, "%s%s: %s\n", strings.ToUpper(m.Role[:1]), m.Role[1:], m.Content)
 	}
 	sb.WriteString("Assistant:")
 	return sb.String(), []string{chatStop}, nil

@@ -154,10 +154,9 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int64, chunks []Dig
 				}
 				return nil
 			}
-			if st.isFetching(c) {
-				// The object was installed and is being replaced by
-				// another fetch; wait for that below.
-			} else {
+			// An object another fetch is replacing is left to it; this
+			// fetch waits for that one below.
+			if !st.isFetching(c) {
 				f.log().Warn("shards: replacing damaged or mismatched object", "cid", c, "size", have, "want", size)
 				if err := st.Delete(c); err != nil {
 					return fmt.Errorf("shards: fetch %s: %w", c, err)
